@@ -1,0 +1,54 @@
+"""The FastAPI application. Nothing is built at import time: call `create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from hub.api import errors
+from hub.api.limits import RequestLimits
+from hub.api.routes import audit, auth, cases, disclosures, permissions
+from hub.api.state import HubState
+from hub.bootstrap import open_existing
+from hub.config import Settings
+from hub.policy import EmbeddedPolicyEngine
+from hub.services.sources import ConnectorRegistry
+
+
+def create_app(state: HubState) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    app = FastAPI(
+        title="Inter-agency hub",
+        version="0.1.0",
+        summary="Policy-checked, pseudonymised, audited sharing between referral-panel agencies",
+        lifespan=lifespan,
+    )
+    app.state.hub = state
+    errors.install(app)
+    for module in (auth, cases, permissions, disclosures, audit):
+        app.include_router(module.router)
+    app.add_middleware(RequestLimits, max_body_bytes=state.settings.max_body_bytes)
+    return app
+
+
+def state_from_settings(settings: Settings) -> HubState:
+    """Open the hub's stores and compile the policy once."""
+    opened = open_existing(settings)
+    return HubState(
+        settings=settings,
+        engine=opened.engine,
+        keyring=opened.keyring,
+        policy=EmbeddedPolicyEngine.from_policies(timeout=settings.policy_timeout_seconds),
+        connectors=ConnectorRegistry(),
+    )
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` and `hub serve`."""
+    return create_app(state_from_settings(Settings()))

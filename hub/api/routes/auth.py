@@ -1,0 +1,57 @@
+"""Tokens: agency systems by client assertion (RFC 7523), people by password."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Request
+
+from hub.api.deps import KeyRingDep, NowDep, SessionDep, SettingsDep
+from hub.errors import BadRequest
+from hub.schemas import LoginCreate, TokenPublic
+from hub.services import auth
+
+router = APIRouter(tags=["authentication"])
+
+
+async def _form(request: Request) -> dict[str, str]:
+    try:
+        parsed = parse_qs((await request.body()).decode(), strict_parsing=False)
+    except UnicodeDecodeError as exc:
+        raise BadRequest("the form body is not UTF-8") from exc
+    if any(len(values) != 1 for values in parsed.values()):
+        raise BadRequest("each form field must appear once")
+    return {key: values[0] for key, values in parsed.items()}
+
+
+FormDep = Annotated[dict[str, str], Depends(_form)]
+
+
+@router.post("/v1/token", response_model=TokenPublic)
+def token(
+    form: FormDep, session: SessionDep, keyring: KeyRingDep, settings: SettingsDep, now: NowDep
+) -> TokenPublic:
+    """Exchange a signed client assertion for a short-lived access token.
+
+    Form fields: `grant_type=client_credentials`, `client_assertion_type` (the RFC 7523
+    JWT bearer type) and `client_assertion`.
+    """
+    return auth.exchange_client_assertion(
+        session=session, keyring=keyring, settings=settings, form=form, now=now
+    )
+
+
+@router.post("/v1/login", response_model=TokenPublic)
+def login(
+    body: LoginCreate, session: SessionDep, keyring: KeyRingDep, settings: SettingsDep, now: NowDep
+) -> TokenPublic:
+    """A person's bearer token for scripts."""
+    return auth.login(
+        session=session,
+        keyring=keyring,
+        settings=settings,
+        username=body.username,
+        password=body.password,
+        now=now,
+    )

@@ -1,0 +1,45 @@
+"""Setting up and opening a hub's data directory: master key, keyring, database."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from hub.config import Settings
+from hub.storage.db import create_schema, make_engine
+from keys import KeyRing, load_master_key
+
+
+@dataclass(frozen=True)
+class Opened:
+    keyring: KeyRing
+    engine: Engine
+
+
+def _master_key(settings: Settings, *, create: bool) -> bytes:
+    env_value = settings.master_key.get_secret_value() if settings.master_key else None
+    return load_master_key(env_value=env_value, key_file=settings.master_key_file, create=create)
+
+
+def initialise(settings: Settings) -> Opened:
+    """Create what is missing (data directory, master key file, keyring, tables); safe to
+    run twice. Raises keys.MasterKeyError if an existing keyring does not open with the key."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+    keyring = KeyRing.open_or_create(
+        settings.keystore_path, master_key=_master_key(settings, create=True)
+    )
+    engine = make_engine(settings.resolved_database_url)
+    create_schema(engine)
+    return Opened(keyring=keyring, engine=engine)
+
+
+def open_existing(settings: Settings) -> Opened:
+    """Open an initialised hub without creating anything.
+
+    Raises keys.MasterKeyError or keys.KeyStoreError when the keyring cannot be opened.
+    """
+    keyring = KeyRing.open(settings.keystore_path, master_key=_master_key(settings, create=False))
+    return Opened(keyring=keyring, engine=make_engine(settings.resolved_database_url))

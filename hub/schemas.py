@@ -1,0 +1,175 @@
+"""What the API accepts and returns. Routes return only `*Public` models, which carry
+pseudonyms, never raw identifiers."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hub.vocabulary import (
+    Category,
+    Channel,
+    ConsentGiver,
+    GrantLegalBasis,
+    Purpose,
+    Stage,
+)
+
+Slug = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
+
+
+class Strict(BaseModel):
+    # Unknown fields are refused, so a typo never silently drops a restriction.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TokenPublic(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+
+
+class LoginCreate(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class IdentityCreate(Strict):
+    given_name: str = Field(min_length=1, max_length=100)
+    family_name: str = Field(min_length=1, max_length=100)
+    date_of_birth: date
+    # The referring agency's own identifier for the person, if it has one.
+    local_id: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class ReferralCreate(Strict):
+    panel: str = Slug
+    subject: IdentityCreate
+    channel: Channel = "agency"
+    indicators: list[str] = Field(min_length=1, max_length=20)
+    summary: str = Field(default="", max_length=2000)
+
+    @field_validator("indicators")
+    @classmethod
+    def _codes(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if not (1 <= len(code) <= 64) or not code.replace("_", "").isalnum():
+                raise ValueError("indicator codes are short lower-case words joined by _")
+        return sorted(set(value))
+
+
+class CasePublic(BaseModel):
+    id: str
+    panel: str
+    stage: Stage
+    subject: str  # the caller's own pseudonym for the person
+    referred_by: str
+    channel: str
+    indicators: list[str]
+    lead_agency: str | None
+    designated_agencies: list[str]
+    summary: str | None = None  # coordinators only
+    created_at: datetime
+    updated_at: datetime
+
+
+class TransitionCreate(Strict):
+    to: Stage
+    reason: str = Field(min_length=1, max_length=500)
+    lead_agency: str | None = Field(default=None, max_length=64)
+    designated_agencies: list[str] | None = Field(default=None, max_length=20)
+
+
+class ConsentCreate(Strict):
+    given_by: ConsentGiver
+    recipients: list[str] = Field(min_length=1, max_length=20)
+    purposes: list[Purpose] = Field(min_length=1)
+    categories: list[Category] = Field(min_length=1)
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    evidence_ref: str | None = Field(default=None, max_length=200)
+
+
+class ConsentPublic(BaseModel):
+    id: str
+    case_id: str
+    given_by: str
+    recipients: list[str]
+    purposes: list[str]
+    categories: list[str]
+    valid_from: datetime
+    valid_until: datetime | None
+    state: str
+    withdrawn_at: datetime | None
+
+
+class ConsentWithdraw(Strict):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class GrantCreate(Strict):
+    agency: str = Field(min_length=1, max_length=64)
+    purposes: list[Purpose] = Field(min_length=1)
+    categories: list[Category] = Field(min_length=1)
+    not_before: datetime | None = None
+    expires_at: datetime
+    legal_basis: GrantLegalBasis = "public_task"
+
+
+class GrantPublic(BaseModel):
+    id: str
+    case_id: str
+    agency: str
+    purposes: list[str]
+    categories: list[str]
+    not_before: datetime
+    expires_at: datetime
+    legal_basis: str
+    state: str
+    revoked_at: datetime | None
+
+
+class GrantRevoke(Strict):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class DisclosureCreate(Strict):
+    purpose: Purpose
+    categories: list[Category] = Field(min_length=1, max_length=9)
+    justification: str | None = Field(default=None, max_length=1000)
+    break_glass: bool = False
+
+
+class SourcePublic(BaseModel):
+    status: Literal["ok", "failed", "timed_out"]
+    error: str | None = None
+
+
+class DisclosedRecord(BaseModel):
+    source: str
+    fields: dict[str, Any]
+
+
+class DisclosurePublic(BaseModel):
+    decision_id: str
+    case_id: str
+    subject: str
+    purpose: str
+    legal_basis: str | None
+    permitted_categories: list[str]
+    obligations: list[str]
+    reasons: list[dict[str, str]]
+    policy_revision: str
+    records: dict[str, list[DisclosedRecord]]
+    sources: dict[str, SourcePublic]
+    complete: bool
+    audit_index: int
+    receipt: str
+
+
+class AuditVerifyPublic(BaseModel):
+    ok: bool
+    entries: int
+    head_hash: str

@@ -1,0 +1,124 @@
+"""What an operator needs to set up a real panel: panels, agencies, clients, users.
+
+Each function is idempotent on its key: running set-up twice changes nothing the second time
+except what was asked to change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, get_args
+
+from sqlmodel import Session
+
+from hub.errors import BadRequest, NotFound
+from hub.services import audit
+from hub.services.auth import hash_password
+from hub.services.principals import USER_ROLES
+from hub.storage.models import Agency, ApiClient, Panel, PanelMembership, User
+from hub.vocabulary import AgencyKind
+
+
+def ensure_panel(*, session: Session, panel_id: str, name: str, now: datetime) -> Panel:
+    panel = session.get(Panel, panel_id)
+    if panel is None:
+        panel = Panel(id=panel_id, name=name, created_at=now)
+        session.add(panel)
+        audit.append(session=session, kind="panel_added", body={"panel": panel_id}, now=now)
+    return panel
+
+
+def ensure_agency(
+    *,
+    session: Session,
+    agency_id: str,
+    name: str,
+    kind: str,
+    panel_id: str,
+    connector_config: dict[str, Any] | None,
+    now: datetime,
+) -> Agency:
+    """Add or update an agency and make it a member of the panel.
+
+    Raises BadRequest for an unknown kind, NotFound for an unknown panel.
+    """
+    if kind not in get_args(AgencyKind):
+        raise BadRequest(f"agency kind must be one of {', '.join(get_args(AgencyKind))}")
+    if session.get(Panel, panel_id) is None:
+        raise NotFound("panel not found")
+    agency = session.get(Agency, agency_id)
+    if agency is None:
+        agency = Agency(id=agency_id, name=name, kind=kind, created_at=now)
+        audit.append(
+            session=session, kind="agency_added", body={"agency": agency_id, "kind": kind}, now=now
+        )
+    agency.name, agency.kind = name, kind
+    if connector_config is not None:
+        agency.connector_config = connector_config
+    session.add(agency)
+    session.flush()
+    if session.get(PanelMembership, (panel_id, agency_id)) is None:
+        session.add(PanelMembership(panel_id=panel_id, agency_id=agency_id))
+        audit.append(
+            session=session,
+            kind="membership_added",
+            body={"panel": panel_id, "agency": agency_id},
+            now=now,
+        )
+    return agency
+
+
+def ensure_client(
+    *, session: Session, client_id: str, agency_id: str, jwks: dict[str, Any], now: datetime
+) -> ApiClient:
+    """Register (or re-key) an agency system by its public JWKS. Private keys never reach us."""
+    keys = jwks.get("keys")
+    if not isinstance(keys, list) or not keys:
+        raise BadRequest("jwks must hold at least one key")
+    if any(isinstance(k, dict) and "d" in k for k in keys):
+        raise BadRequest("jwks must hold public keys only")
+    if session.get(Agency, agency_id) is None:
+        raise NotFound("agency not found")
+    client = session.get(ApiClient, client_id)
+    if client is None:
+        client = ApiClient(client_id=client_id, agency_id=agency_id, jwks=jwks, created_at=now)
+    client.jwks = jwks
+    session.add(client)
+    audit.append(
+        session=session,
+        kind="client_registered",
+        body={"client": client_id, "agency": agency_id, "kids": [k.get("kid") for k in keys]},
+        now=now,
+    )
+    return client
+
+
+def ensure_user(
+    *,
+    session: Session,
+    username: str,
+    password: str,
+    role: str,
+    panel_id: str | None,
+    now: datetime,
+) -> User:
+    """Add a person, or reset their password and role. Raises BadRequest or NotFound."""
+    if role not in USER_ROLES:
+        raise BadRequest(f"role must be one of {', '.join(USER_ROLES)}")
+    if len(password) < 12:
+        raise BadRequest("passwords must be at least 12 characters")
+    if panel_id is not None and session.get(Panel, panel_id) is None:
+        raise NotFound("panel not found")
+    user = session.get(User, username)
+    if user is None:
+        user = User(username=username, password_hash="", role=role, created_at=now)
+    user.password_hash = hash_password(password)
+    user.role, user.panel_id = role, panel_id
+    session.add(user)
+    audit.append(
+        session=session,
+        kind="user_set",
+        body={"user": username, "role": role, "panel": panel_id},
+        now=now,
+    )
+    return user

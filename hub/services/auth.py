@@ -1,0 +1,279 @@
+"""Authentication: client assertions (RFC 7523) for agency systems, passwords for people,
+and the hub's own short-lived access tokens.
+
+Every key handed to python-jose is built here as one of its `cryptography` backend classes,
+so the pure-Python `ecdsa` package it also installs is never used to verify a signature.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from jose import JWTError, jwt
+from jose.backends.cryptography_backend import CryptographyECKey, CryptographyRSAKey
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from hub.config import Settings
+from hub.errors import BadRequest, Unauthenticated
+from hub.schemas import TokenPublic
+from hub.services.principals import AGENCY_SYSTEM, Principal
+from hub.storage.models import ApiClient, PanelMembership, UsedAssertion, User
+from keys import KeyRing
+
+ASSERTION_ALGORITHMS = ("ES256", "RS256")
+ACCESS_TOKEN_AUDIENCE = "hub-api"
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+_KEY_CLASSES: dict[str, tuple[str, type[Any]]] = {
+    "ES256": ("EC", CryptographyECKey),
+    "RS256": ("RSA", CryptographyRSAKey),
+}
+_password_hasher = PasswordHasher()
+# Verifying against this when a username is unknown keeps the timing of both paths alike.
+_DUMMY_HASH = _password_hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    return _password_hasher.hash(password)
+
+
+def verification_key(jwk: dict[str, Any], alg: str) -> Any:
+    """Build a python-jose key on the cryptography backend, or raise Unauthenticated."""
+    if alg not in _KEY_CLASSES:
+        raise Unauthenticated(f"algorithm not accepted: {alg}")
+    kty, key_class = _KEY_CLASSES[alg]
+    if jwk.get("kty") != kty:
+        raise Unauthenticated("key type does not match the algorithm")
+    if jwk.get("alg") not in (None, alg):
+        raise Unauthenticated("key is registered for another algorithm")
+    public = {k: v for k, v in jwk.items() if k not in ("d", "p", "q", "dp", "dq", "qi")}
+    try:
+        return key_class(public, alg)
+    except Exception as exc:
+        raise Unauthenticated("registered key is unusable") from exc
+
+
+def _unverified(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        return jwt.get_unverified_header(assertion), jwt.get_unverified_claims(assertion)
+    except JWTError as exc:
+        raise Unauthenticated("client assertion is not a JWT") from exc
+
+
+def verify_client_assertion(
+    *, session: Session, settings: Settings, assertion: str, now: datetime
+) -> ApiClient:
+    """Check an RFC 7523 client assertion and record its `jti`.
+
+    Raises Unauthenticated for an unknown client, a bad signature, audience or issuer, a missing
+    or too long lifetime, or a replayed `jti`.
+    """
+    header, claims = _unverified(assertion)
+    alg = header.get("alg")
+    client_id = claims.get("iss")
+    if not isinstance(alg, str) or alg not in ASSERTION_ALGORITHMS:
+        raise Unauthenticated("client assertion algorithm must be ES256 or RS256")
+    if not isinstance(client_id, str) or not client_id:
+        raise Unauthenticated("client assertion has no issuer")
+    client = session.get(ApiClient, client_id)
+    if client is None or not client.active:
+        raise Unauthenticated("unknown client")
+    kid = header.get("kid")
+    candidates = [
+        k
+        for k in client.jwks.get("keys", [])
+        if isinstance(k, dict) and (kid is None or k.get("kid") == kid)
+    ]
+    if not candidates:
+        raise Unauthenticated("no registered key matches the assertion's kid")
+    verified: dict[str, Any] | None = None
+    for jwk in candidates:
+        try:
+            verified = jwt.decode(
+                assertion,
+                verification_key(jwk, alg),
+                algorithms=[alg],
+                audience=settings.token_endpoint,
+                issuer=client_id,
+                subject=client_id,
+                options={
+                    "require_exp": True,
+                    "require_iat": True,
+                    "require_jti": True,
+                    "require_sub": True,
+                    "require_aud": True,
+                    "require_iss": True,
+                    "leeway": 0,
+                },
+            )
+            break
+        except Unauthenticated:
+            continue
+        except JWTError as exc:
+            raise Unauthenticated(f"client assertion rejected: {exc}") from exc
+    if verified is None:
+        raise Unauthenticated("client assertion signature is not valid")
+    _check_lifetime(verified, settings=settings, now=now)
+    _remember_jti(session=session, client_id=client_id, claims=verified)
+    return client
+
+
+def _check_lifetime(claims: dict[str, Any], *, settings: Settings, now: datetime) -> None:
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, int) or not isinstance(iat, int):
+        raise Unauthenticated("client assertion exp and iat must be integers")
+    limit = settings.assertion_max_lifetime_seconds
+    if exp - iat > limit or exp - int(now.timestamp()) > limit:
+        raise Unauthenticated(f"client assertion lives longer than {limit} seconds")
+    if exp <= int(now.timestamp()):
+        raise Unauthenticated("client assertion has expired")
+
+
+def _remember_jti(*, session: Session, client_id: str, claims: dict[str, Any]) -> None:
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > 200:
+        raise Unauthenticated("client assertion jti is missing or too long")
+    expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
+    try:
+        with session.begin_nested():
+            session.add(UsedAssertion(client_id=client_id, jti=jti, expires_at=expires_at))
+    except IntegrityError as exc:
+        raise Unauthenticated("client assertion has already been used") from exc
+
+
+def agency_panels(*, session: Session, agency_id: str) -> tuple[str, ...]:
+    rows = session.exec(
+        select(PanelMembership.panel_id).where(PanelMembership.agency_id == agency_id)
+    ).all()
+    return tuple(sorted(rows))
+
+
+def authenticate_user(*, session: Session, username: str, password: str) -> User:
+    """Check a person's password; raises Unauthenticated without saying which part was wrong."""
+    user = session.get(User, username)
+    stored = user.password_hash if user is not None and user.active else _DUMMY_HASH
+    try:
+        _password_hasher.verify(stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError) as exc:
+        raise Unauthenticated("username or password is wrong") from exc
+    if user is None or not user.active:
+        raise Unauthenticated("username or password is wrong")
+    return user
+
+
+def issue_access_token(
+    *, keyring: KeyRing, settings: Settings, principal: Principal, now: datetime
+) -> tuple[str, int]:
+    """Sign a short-lived ES256 access token for `principal`; returns (token, lifetime)."""
+    ttl = settings.access_token_ttl_seconds
+    claims = {
+        "iss": settings.public_url,
+        "aud": ACCESS_TOKEN_AUDIENCE,
+        "sub": principal.subject,
+        "kind": principal.kind,
+        "roles": list(principal.roles),
+        "agency": principal.agency_id,
+        "panel": principal.panel_id,
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=ttl)).timestamp()),
+        "jti": str(uuid.uuid4()),
+    }
+    token = jwt.encode(
+        claims,
+        keyring.token_signing_private_pem().decode(),
+        algorithm="ES256",
+        headers={"kid": keyring.token_signing_kid, "typ": "at+jwt"},
+    )
+    return token, ttl
+
+
+def principal_from_access_token(
+    *, session: Session, keyring: KeyRing, settings: Settings, token: str
+) -> Principal:
+    """Verify one of our own access tokens; raises Unauthenticated if expired or forged."""
+    key = verification_key(keyring.token_signing_public_jwk(), "ES256")
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=["ES256"],
+            audience=ACCESS_TOKEN_AUDIENCE,
+            issuer=settings.public_url,
+            options={"require_exp": True, "require_sub": True, "leeway": 0},
+        )
+    except JWTError as exc:
+        raise Unauthenticated("access token is invalid or expired") from exc
+    kind = claims.get("kind")
+    subject = str(claims["sub"])
+    if kind == "agency":
+        client = session.get(ApiClient, subject)
+        if client is None or not client.active:
+            raise Unauthenticated("client is no longer active")
+        return principal_for_client(session=session, client=client)
+    if kind == "user":
+        user = session.get(User, subject)
+        if user is None or not user.active:
+            raise Unauthenticated("user is no longer active")
+        return principal_for_user(user)
+    raise Unauthenticated("access token is of an unknown kind")
+
+
+def principal_for_client(*, session: Session, client: ApiClient) -> Principal:
+    return Principal(
+        kind="agency",
+        subject=client.client_id,
+        roles=(AGENCY_SYSTEM,),
+        agency_id=client.agency_id,
+        panels=agency_panels(session=session, agency_id=client.agency_id),
+    )
+
+
+def principal_for_user(user: User) -> Principal:
+    return Principal(
+        kind="user",
+        subject=user.username,
+        roles=(user.role,),
+        panel_id=user.panel_id,
+        panels=(user.panel_id,) if user.panel_id else (),
+    )
+
+
+def exchange_client_assertion(
+    *, session: Session, keyring: KeyRing, settings: Settings, form: dict[str, str], now: datetime
+) -> TokenPublic:
+    """RFC 7523 section 2.2 client authentication, then an access token for the agency.
+
+    Raises BadRequest for a malformed form, Unauthenticated for a bad assertion.
+    """
+    if form.get("grant_type") != "client_credentials":
+        raise BadRequest("grant_type must be client_credentials")
+    if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+        raise BadRequest(f"client_assertion_type must be {CLIENT_ASSERTION_TYPE}")
+    assertion = form.get("client_assertion", "")
+    if not assertion:
+        raise BadRequest("client_assertion is required")
+    client = verify_client_assertion(
+        session=session, settings=settings, assertion=assertion, now=now
+    )
+    principal = principal_for_client(session=session, client=client)
+    token, ttl = issue_access_token(keyring=keyring, settings=settings, principal=principal, now=now)
+    # The jti is now spent; keep that even though nothing else was written.
+    session.commit()
+    return TokenPublic(access_token=token, expires_in=ttl)
+
+
+def login(
+    *, session: Session, keyring: KeyRing, settings: Settings, username: str, password: str,
+    now: datetime
+) -> TokenPublic:
+    """Raises Unauthenticated without saying whether the user or the password was wrong."""
+    user = authenticate_user(session=session, username=username, password=password)
+    token, ttl = issue_access_token(
+        keyring=keyring, settings=settings, principal=principal_for_user(user), now=now
+    )
+    return TokenPublic(access_token=token, expires_in=ttl)

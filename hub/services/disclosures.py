@@ -1,0 +1,309 @@
+"""The spine: one disclosure request, from policy decision to a durable audit entry.
+
+1. resolve the case and check the caller is an agency system;
+2. build the policy input and ask the policy decision point (any failure there is a deny);
+3. on deny: append a denial entry, commit, raise;
+4. on allow: fetch only the permitted categories from the holding agencies, concurrently;
+   drop fields outside them and scrub the subject's local identifiers;
+5. append the disclosure entry and commit — nothing is returned before that is durable;
+6. answer with the records, the sources' status and a signed receipt.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from connectors import SourceQuery, fetch_all
+from hub.config import Settings
+from hub.errors import Forbidden, NotFound, PolicyDenied
+from hub.policy import PolicyDecision, PolicyEngine, PolicyEngineError, PolicyInput, Reason
+from hub.schemas import DisclosedRecord, DisclosureCreate, DisclosurePublic, SourcePublic
+from hub.services import audit, subjects
+from hub.services.consents import active_consents
+from hub.services.grants import active_grants
+from hub.services.principals import Principal
+from hub.services.receipts import sign_receipt
+from hub.services.sources import ConnectorRegistry
+from hub.storage.models import Agency, Case, PanelMembership, Subject
+from keys import KeyRing
+
+ADULT_AGE = 18
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What one disclosure needs besides the request."""
+
+    session: Session
+    keyring: KeyRing
+    policy: PolicyEngine
+    connectors: ConnectorRegistry
+    settings: Settings
+
+
+def _rfc3339(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _is_minor(keyring: KeyRing, subject: Subject, *, today: date) -> bool:
+    return subjects.identity_of(keyring, subject).age_on(today) < ADULT_AGE
+
+
+def build_policy_input(
+    *, deps: Deps, principal: Principal, case: Case, request: DisclosureCreate, now: datetime
+) -> PolicyInput:
+    assert principal.agency_id is not None
+    session, keyring = deps.session, deps.keyring
+    agency = session.get(Agency, principal.agency_id)
+    subject = session.get(Subject, case.subject_id)
+    if agency is None or subject is None:
+        raise NotFound("case not found")
+    consents = [
+        {
+            "id": c.id,
+            "recipients": list(c.recipients),
+            "purposes": list(c.purposes),
+            "categories": list(c.categories),
+            "valid_from": _rfc3339(c.valid_from),
+            "valid_until": _rfc3339(c.valid_until) if c.valid_until else None,
+            "state": c.state,
+        }
+        for c in active_consents(session=session, case=case)
+    ]
+    grants = [
+        {
+            "id": g.id,
+            "agency": g.agency_id,
+            "purposes": list(g.purposes),
+            "categories": list(g.categories),
+            "not_before": _rfc3339(g.not_before),
+            "expires_at": _rfc3339(g.expires_at),
+            "state": g.state,
+            "legal_basis": g.legal_basis,
+        }
+        for g in active_grants(session=session, case=case, agency_id=principal.agency_id)
+    ]
+    return PolicyInput.model_validate(
+        {
+            "requester": {
+                "agency": agency.id,
+                "agency_kind": agency.kind,
+                "client": principal.subject,
+                "user": None,
+                "roles": list(principal.roles),
+                "panels": list(principal.panels),
+            },
+            "case": {
+                "id": case.id,
+                "panel": case.panel_id,
+                "stage": case.stage,
+                "lead_agency": case.lead_agency,
+                "designated_agencies": list(case.designated_agencies),
+                "subject_is_minor": _is_minor(keyring, subject, today=now.date()),
+            },
+            "request": {
+                "purpose": request.purpose,
+                "categories": list(request.categories),
+                "justification": request.justification or "",
+                "break_glass": request.break_glass,
+            },
+            "consents": consents,
+            "grants": grants,
+            "now": _rfc3339(now),
+        }
+    )
+
+
+def _decide(deps: Deps, policy_input: PolicyInput) -> PolicyDecision:
+    try:
+        return deps.policy.decide(policy_input)
+    except PolicyEngineError:
+        # Fail closed: no answer from the policy means no data.
+        return PolicyDecision(
+            allow=False,
+            permitted_categories=[],
+            legal_basis=None,
+            obligations=[],
+            reasons=[
+                Reason(
+                    code="policy_engine_error",
+                    message="the policy decision point did not answer; access is denied",
+                )
+            ],
+            revision=deps.policy.revision,
+        )
+
+
+def _entry_body(
+    *,
+    principal: Principal,
+    case: Case,
+    subject_ref: str,
+    request: DisclosureCreate,
+    decision: PolicyDecision,
+    decision_id: str,
+) -> dict[str, Any]:
+    return {
+        "actor": principal.actor,
+        "agency": principal.agency_id,
+        "case": case.id,
+        "subject": subject_ref,
+        "purpose": request.purpose,
+        "categories_requested": sorted(set(request.categories)),
+        "decision": "allow" if decision.allow else "deny",
+        "decision_id": decision_id,
+        "policy_revision": decision.revision,
+        "legal_basis": decision.legal_basis,
+        "reasons": sorted({r.code for r in decision.reasons}),
+        "break_glass": request.break_glass,
+    }
+
+
+def _holding_agencies(session: Session, case: Case) -> list[Agency]:
+    ids = session.exec(
+        select(PanelMembership.agency_id).where(PanelMembership.panel_id == case.panel_id)
+    ).all()
+    return [a for a in (session.get(Agency, i) for i in sorted(ids)) if a is not None]
+
+
+def _scrub(value: Any, secrets: set[str]) -> Any:
+    """Belt and braces after the connector's own mapping: no local identifier leaves."""
+    if isinstance(value, str):
+        return "[redacted]" if value in secrets else value
+    if isinstance(value, list):
+        return [_scrub(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(v, secrets) for k, v in value.items()}
+    return value
+
+
+def _fetch(
+    deps: Deps, case: Case, permitted: list[str]
+) -> tuple[dict[str, list[DisclosedRecord]], dict[str, SourcePublic]]:
+    local = subjects.local_ids(session=deps.session, keyring=deps.keyring, subject_id=case.subject_id)
+    connectors = deps.connectors.holding(
+        a for a in _holding_agencies(deps.session, case) if a.id in local
+    )
+    requests = {}
+    for agency_id, connector in connectors.items():
+        wanted = tuple(c for c in permitted if c in connector.categories)
+        if wanted:
+            requests[agency_id] = (
+                connector,
+                SourceQuery(local_id=local[agency_id], categories=wanted),
+            )
+    results = fetch_all(requests, timeout=deps.settings.connector_timeout_seconds)
+    secrets = set(local.values())
+    records: dict[str, list[DisclosedRecord]] = {c: [] for c in permitted}
+    sources: dict[str, SourcePublic] = {}
+    for agency_id in sorted(results):
+        result = results[agency_id]
+        sources[agency_id] = SourcePublic(status=result.status, error=result.error)
+        for record in result.records.records:
+            # A connector that returns a category it was not asked for is ignored, not trusted.
+            if record.category in records:
+                records[record.category].append(
+                    DisclosedRecord(source=agency_id, fields=_scrub(dict(record.fields), secrets))
+                )
+    return records, sources
+
+
+def request_disclosure(
+    *,
+    deps: Deps,
+    principal: Principal,
+    case_id: str,
+    request: DisclosureCreate,
+    now: datetime,
+) -> DisclosurePublic:
+    """Decide, fetch, log, answer.
+
+    Raises Forbidden (not an agency system), NotFound (no such case, or a case of a panel the
+    agency is not a member of — the denial is still logged), PolicyDenied (with reasons, logged)
+    or AuditUnavailable (nothing disclosed).
+    """
+    session, keyring = deps.session, deps.keyring
+    if principal.kind != "agency" or principal.agency_id is None:
+        raise Forbidden("disclosures are requested by agency systems")
+    case = session.get(Case, case_id)
+    if case is None:
+        raise NotFound("case not found")
+    decision_id = str(uuid.uuid4())
+    subject_ref = subjects.audit_ref(keyring, subject_id=case.subject_id)
+    decision = _decide(
+        deps, build_policy_input(deps=deps, principal=principal, case=case, request=request, now=now)
+    )
+    body = _entry_body(
+        principal=principal,
+        case=case,
+        subject_ref=subject_ref,
+        request=request,
+        decision=decision,
+        decision_id=decision_id,
+    )
+    if not decision.allow:
+        audit.append(session=session, kind="denial", body=body, now=now)
+        audit.commit(session=session)
+        if case.panel_id not in principal.panels:
+            # The caller may not even know the case exists: answer as if it did not.
+            raise NotFound("case not found")
+        raise PolicyDenied(
+            "the request is not covered by policy",
+            decision_id=decision_id,
+            reasons=[r.model_dump() for r in decision.reasons],
+        )
+    # End the read transaction before the (slow) fetch so no lock is held across it.
+    session.commit()
+    permitted = sorted(set(decision.permitted_categories))
+    records, sources = _fetch(deps, case, permitted)
+    pseudonym = subjects.pseudonym_for(
+        keyring, domain=subjects.agency_domain(principal.agency_id), subject_id=case.subject_id
+    )
+    payload = {
+        "case_id": case.id,
+        "subject": pseudonym,
+        "purpose": request.purpose,
+        "permitted_categories": permitted,
+        "records": {c: [r.model_dump() for r in rs] for c, rs in records.items()},
+    }
+    payload_digest = audit.digest(payload)
+    body |= {
+        "categories_disclosed": permitted,
+        "payload_digest": payload_digest,
+        "sources": {a: s.status for a, s in sources.items()},
+    }
+    entry = audit.append(session=session, kind="disclosure", body=body, now=now)
+    audit.commit(session=session)
+    receipt = sign_receipt(
+        keyring=keyring,
+        issuer=deps.settings.public_url,
+        claims={
+            "decision_id": decision_id,
+            "audit_index": entry.seq,
+            "entry_hash": entry.entry_hash,
+            "payload_digest": payload_digest,
+            "requester": principal.agency_id,
+        },
+        now=now,
+    )
+    return DisclosurePublic(
+        decision_id=decision_id,
+        case_id=case.id,
+        subject=pseudonym,
+        purpose=request.purpose,
+        legal_basis=decision.legal_basis,
+        permitted_categories=permitted,
+        obligations=list(decision.obligations),
+        reasons=[r.model_dump() for r in decision.reasons],
+        policy_revision=decision.revision,
+        records=records,
+        sources=sources,
+        complete=all(s.status == "ok" for s in sources.values()),
+        audit_index=entry.seq,
+        receipt=receipt,
+    )

@@ -1,0 +1,133 @@
+"""A coordinator's time-limited access for one agency on one case."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from hub.errors import BadRequest, Conflict, NotFound
+from hub.schemas import GrantCreate, GrantPublic, GrantRevoke
+from hub.services import audit, subjects
+from hub.services.access import require_coordinator, visible_case
+from hub.services.cases import panel_agencies
+from hub.services.principals import Principal
+from hub.storage.models import Case, Grant
+from keys import KeyRing
+
+# A grant is for a piece of work, not a standing permission.
+MAX_GRANT_DURATION = timedelta(days=90)
+
+
+def _public(row: Grant) -> GrantPublic:
+    return GrantPublic(
+        id=row.id,
+        case_id=row.case_id,
+        agency=row.agency_id,
+        purposes=list(row.purposes),
+        categories=list(row.categories),
+        not_before=row.not_before,
+        expires_at=row.expires_at,
+        legal_basis=row.legal_basis,
+        state=row.state,
+        revoked_at=row.revoked_at,
+    )
+
+
+def create_grant(
+    *,
+    session: Session,
+    keyring: KeyRing,
+    principal: Principal,
+    case_id: str,
+    grant: GrantCreate,
+    now: datetime,
+) -> GrantPublic:
+    """Grant one agency access. Raises NotFound, Forbidden or BadRequest."""
+    case = visible_case(session=session, principal=principal, case_id=case_id)
+    require_coordinator(principal=principal, case=case)
+    if grant.agency not in panel_agencies(session=session, panel_id=case.panel_id):
+        raise BadRequest("agency is not an agency of the panel")
+    not_before = grant.not_before or now
+    if grant.expires_at.tzinfo is None or not_before.tzinfo is None:
+        raise BadRequest("times must carry a time zone")
+    if grant.expires_at <= max(now, not_before):
+        raise BadRequest("expires_at must be in the future and after not_before")
+    if grant.expires_at - not_before > MAX_GRANT_DURATION:
+        raise BadRequest(f"a grant may last at most {MAX_GRANT_DURATION.days} days")
+    row = Grant(
+        case_id=case.id,
+        agency_id=grant.agency,
+        purposes=sorted(set(grant.purposes)),
+        categories=sorted(set(grant.categories)),
+        not_before=not_before,
+        expires_at=grant.expires_at,
+        legal_basis=grant.legal_basis,
+        granted_by=principal.actor,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    audit.append(
+        session=session,
+        kind="grant_created",
+        body={
+            "actor": principal.actor,
+            "case": case.id,
+            "subject": subjects.audit_ref(keyring, subject_id=case.subject_id),
+            "grant": row.id,
+            "agency": row.agency_id,
+            "purposes": row.purposes,
+            "categories": row.categories,
+            "not_before": row.not_before.isoformat(),
+            "expires_at": row.expires_at.isoformat(),
+        },
+        now=now,
+    )
+    audit.commit(session=session)
+    return _public(row)
+
+
+def revoke_grant(
+    *,
+    session: Session,
+    keyring: KeyRing,
+    principal: Principal,
+    grant_id: str,
+    revocation: GrantRevoke,
+    now: datetime,
+) -> GrantPublic:
+    """Revoke with effect from `now`. Raises NotFound, Forbidden or Conflict."""
+    row = session.get(Grant, grant_id)
+    if row is None:
+        raise NotFound("grant not found")
+    case = visible_case(session=session, principal=principal, case_id=row.case_id)
+    require_coordinator(principal=principal, case=case)
+    if row.state != "active":
+        raise Conflict(f"grant is {row.state}, not active")
+    row.state = "revoked"
+    row.revoked_at = now
+    session.add(row)
+    audit.append(
+        session=session,
+        kind="grant_revoked",
+        body={
+            "actor": principal.actor,
+            "case": case.id,
+            "subject": subjects.audit_ref(keyring, subject_id=case.subject_id),
+            "grant": row.id,
+        },
+        now=now,
+    )
+    audit.commit(session=session)
+    return _public(row)
+
+
+def active_grants(*, session: Session, case: Case, agency_id: str) -> list[Grant]:
+    return list(
+        session.exec(
+            select(Grant).where(
+                Grant.case_id == case.id, Grant.agency_id == agency_id, Grant.state == "active"
+            )
+        ).all()
+    )

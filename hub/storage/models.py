@@ -1,0 +1,178 @@
+"""The hub's tables.
+
+Identity attributes, local identifiers and free text are stored encrypted (`*_ciphertext`) and
+found by blind index (`*_index`); nothing here holds a person's data in clear.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from hub.storage.types import UTCDateTime, utcnow
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+def _utc(*, nullable: bool = False, default_now: bool = True) -> Any:
+    if default_now:
+        return Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=nullable))
+    return Field(default=None, sa_column=Column(UTCDateTime, nullable=nullable))
+
+
+class Panel(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    created_at: datetime = _utc()
+
+
+class Agency(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=32)
+    # The parsed connector configuration (see connectors.ConnectorConfig.to_mapping).
+    connector_config: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    created_at: datetime = _utc()
+
+
+class PanelMembership(SQLModel, table=True):
+    panel_id: str = Field(foreign_key="panel.id", primary_key=True, max_length=64)
+    agency_id: str = Field(foreign_key="agency.id", primary_key=True, max_length=64)
+
+
+class ApiClient(SQLModel, table=True):
+    __tablename__ = "api_client"
+
+    client_id: str = Field(primary_key=True, max_length=128)
+    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=64)
+    # The client's public keys as a JWKS document; assertions must be signed by one of them.
+    jwks: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    active: bool = True
+    created_at: datetime = _utc()
+
+
+class UsedAssertion(SQLModel, table=True):
+    """Client assertion ids already seen, so a replayed assertion is refused."""
+
+    __tablename__ = "used_assertion"
+
+    client_id: str = Field(primary_key=True, max_length=128)
+    jti: str = Field(primary_key=True, max_length=200)
+    expires_at: datetime = _utc()
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "hub_user"
+
+    username: str = Field(primary_key=True, max_length=64)
+    password_hash: str = Field(sa_column=Column(Text, nullable=False))
+    role: str = Field(max_length=32)  # coordinator, dpo, admin
+    panel_id: str | None = Field(default=None, foreign_key="panel.id", max_length=64)
+    active: bool = True
+    created_at: datetime = _utc()
+
+
+class Subject(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    identity_ciphertext: str = Field(sa_column=Column(Text, nullable=False))
+    # Blind index over the normalised name and date of birth, to link referrals about one person.
+    identity_index: str = Field(index=True, max_length=128)
+    created_at: datetime = _utc()
+
+
+class SubjectLocalId(SQLModel, table=True):
+    """One agency's own identifier for a subject, encrypted, found through a blind index."""
+
+    __tablename__ = "subject_local_id"
+    __table_args__ = (UniqueConstraint("agency_id", "local_id_index"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    subject_id: str = Field(foreign_key="subject.id", index=True, max_length=36)
+    agency_id: str = Field(foreign_key="agency.id", max_length=64)
+    local_id_ciphertext: str = Field(sa_column=Column(Text, nullable=False))
+    local_id_index: str = Field(max_length=128)
+
+
+class Case(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    panel_id: str = Field(foreign_key="panel.id", index=True, max_length=64)
+    subject_id: str = Field(foreign_key="subject.id", index=True, max_length=36)
+    stage: str = Field(max_length=32)
+    referred_by: str = Field(foreign_key="agency.id", max_length=64)
+    channel: str = Field(max_length=32)
+    indicators: list[str] = _json_list()
+    summary_ciphertext: str | None = Field(default=None, sa_column=Column(Text))
+    lead_agency: str | None = Field(default=None, foreign_key="agency.id", max_length=64)
+    designated_agencies: list[str] = _json_list()
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class CaseTransition(SQLModel, table=True):
+    __tablename__ = "case_transition"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
+    from_stage: str = Field(max_length=32)
+    to_stage: str = Field(max_length=32)
+    actor: str = Field(max_length=128)
+    reason: str = Field(max_length=500)
+    at: datetime = _utc()
+
+
+class Consent(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
+    subject_id: str = Field(foreign_key="subject.id", max_length=36)
+    given_by: str = Field(max_length=32)  # subject, parent, guardian, representative
+    recipients: list[str] = _json_list()
+    purposes: list[str] = _json_list()
+    categories: list[str] = _json_list()
+    valid_from: datetime = _utc()
+    valid_until: datetime | None = _utc(nullable=True, default_now=False)
+    state: str = Field(default="active", max_length=16)
+    evidence_ref: str | None = Field(default=None, max_length=200)
+    recorded_by: str = Field(max_length=128)
+    created_at: datetime = _utc()
+    withdrawn_at: datetime | None = _utc(nullable=True, default_now=False)
+
+
+class Grant(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
+    agency_id: str = Field(foreign_key="agency.id", max_length=64)
+    purposes: list[str] = _json_list()
+    categories: list[str] = _json_list()
+    not_before: datetime = _utc()
+    expires_at: datetime = _utc()
+    legal_basis: str = Field(default="public_task", max_length=32)
+    state: str = Field(default="active", max_length=16)
+    granted_by: str = Field(max_length=128)
+    created_at: datetime = _utc()
+    revoked_at: datetime | None = _utc(nullable=True, default_now=False)
+
+
+class AuditEntry(SQLModel, table=True):
+    """One link of the hash chain: `entry_hash = SHA-256(prev_hash || canonical body)`.
+
+    The body holds references and digests only, never personal data.
+    """
+
+    __tablename__ = "audit_entry"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: datetime = _utc()
+    kind: str = Field(max_length=32)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    entry_hash: str = Field(max_length=64)

@@ -1,0 +1,21 @@
+"""The hub's keyring: versioned keys, pseudonyms, blind indexes, envelope encryption, signing.
+
+Use `load_master_key` to obtain the master key and `KeyRing` for everything else. Raw
+primitives live behind the fence in `keys.hazmat` and are not for use outside `keys/`.
+This package never imports `hub`.
+"""
+
+from __future__ import annotations
+
+from keys.errors import DecryptionError, KeysError, KeyStoreError, MasterKeyError
+from keys.keyring import KeyRing
+from keys.master import load_master_key
+
+__all__ = [
+    "DecryptionError",
+    "KeyRing",
+    "KeyStoreError",
+    "KeysError",
+    "MasterKeyError",
+    "load_master_key",
+]

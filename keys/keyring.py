@@ -1,0 +1,302 @@
+"""KeyRing: the safe recipes built on the keystore and the hazmat primitives."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from keys._b64 import b64url_decode_nopad, b64url_encode_nopad
+from keys._keystore import (
+    BLIND_INDEX,
+    DATA_ENCRYPTION,
+    PSEUDONYM_ROOT,
+    REQUIRED_PURPOSES,
+    TOKEN_SIGNING,
+    KeyId,
+    StoredKey,
+    read_keystore,
+    rfc3339_utc,
+    validate_master_key,
+    write_keystore,
+)
+from keys.errors import DecryptionError, KeyStoreError
+from keys.hazmat.primitives import (
+    AES_256_KEY_SIZE,
+    GCM_NONCE_SIZE,
+    GCM_TAG_SIZE,
+    aes_gcm_decrypt,
+    aes_gcm_encrypt,
+    generate_p256_private_key,
+    hkdf_sha256,
+    hmac_sha256,
+    p256_private_key_from_scalar,
+    p256_private_key_to_pkcs8_pem,
+    p256_private_key_to_scalar,
+    p256_public_key_to_der,
+    p256_public_point,
+    random_bytes,
+    sha256,
+)
+
+KEY_VERSION = "v1"
+PSEUDONYM_PREFIX = "v1."
+CIPHERTEXT_VERSION = "v1"
+
+_PSEUDONYM_INFO = b"hub/pseudonym/v1/"
+_BLIND_INDEX_INFO = b"hub/blind-index/v1/"
+_PSEUDONYM_BYTES = 20  # 160 bits: 32 base32 characters with no padding.
+_ROOT_SECRET_SIZE = 32
+
+# The kid prefix of each purpose, and the algorithm label stored with its keys.
+_KID_PREFIX = {
+    PSEUDONYM_ROOT: "psn",
+    BLIND_INDEX: "bix",
+    DATA_ENCRYPTION: "dek",
+    TOKEN_SIGNING: "tok",
+}
+_ALGORITHM = {
+    PSEUDONYM_ROOT: "hkdf-hmac-sha256",
+    BLIND_INDEX: "hkdf-hmac-sha256",
+    DATA_ENCRYPTION: "aes-256-gcm",
+    TOKEN_SIGNING: "es256",
+}
+
+
+class _KeyStoreExistsError(KeyStoreError):
+    """create() found a keystore already there; open_or_create() opens it instead."""
+
+
+class KeyRing:
+    """The hub's keys and the operations that use them.
+
+    Obtain one with `KeyRing.create`, `KeyRing.open` or `KeyRing.open_or_create`. For each
+    purpose the first key in the keystore writes and every key reads, so later rotation only
+    has to add keys.
+    """
+
+    def __init__(self, keys: Sequence[StoredKey]) -> None:
+        """Build a keyring from parsed keystore entries.
+
+        Raises KeyStoreError if a required purpose is missing or a key has an invalid size.
+        """
+        self._keys = tuple(keys)
+        self._pseudonym_root = _first(self._keys, PSEUDONYM_ROOT).secret
+        self._blind_index_root = _first(self._keys, BLIND_INDEX).secret
+        self._data_key = _first(self._keys, DATA_ENCRYPTION)
+        self._data_keys: dict[str, bytes] = {}
+        for key in self._keys:
+            if key.purpose == DATA_ENCRYPTION:
+                if len(key.secret) != AES_256_KEY_SIZE:
+                    raise KeyStoreError(f"data-encryption key {key.kid} is not 32 bytes")
+                self._data_keys[key.kid] = key.secret
+        signing = _first(self._keys, TOKEN_SIGNING)
+        try:
+            self._signing_key = p256_private_key_from_scalar(signing.secret)
+        except ValueError:
+            raise KeyStoreError(f"token-signing key {signing.kid} is not a P-256 key") from None
+        if signing.kid != _signing_kid(self._signing_key):
+            raise KeyStoreError(f"token-signing key id {signing.kid} does not match its key")
+        self._signing_kid = signing.kid
+        # Derived keys are cached: HKDF is cheap, but pseudonyms are computed in bulk.
+        self._pseudonym_keys: dict[str, bytes] = {}
+        self._blind_index_keys: dict[str, bytes] = {}
+
+    @classmethod
+    def create(cls, path: Path, *, master_key: bytes, now: datetime | None = None) -> KeyRing:
+        """Generate a full set of keys and write them, sealed under `master_key`, to `path`.
+
+        The file gets mode 0o600 and is written atomically; `now` (default: current UTC time)
+        stamps `created_at`. Raises MasterKeyError if `master_key` is not 32 bytes and
+        KeyStoreError if `path` already exists (it is never overwritten) or cannot be written.
+        """
+        validate_master_key(master_key)
+        if path.exists() or path.is_symlink():
+            raise _KeyStoreExistsError(f"keystore {path} already exists; refusing to overwrite it")
+        created_at = rfc3339_utc(now if now is not None else datetime.now(UTC))
+        keys = [_generate(purpose, created_at) for purpose in REQUIRED_PURPOSES]
+        try:
+            write_keystore(path, keys, master_key=master_key)
+        except FileExistsError:
+            raise _KeyStoreExistsError(
+                f"keystore {path} already exists; refusing to overwrite it"
+            ) from None
+        return cls(keys)
+
+    @classmethod
+    def open(cls, path: Path, *, master_key: bytes) -> KeyRing:
+        """Open the keystore at `path`.
+
+        Raises MasterKeyError if `master_key` is not 32 bytes or does not open the keystore,
+        KeyStoreError if the file is missing, unreadable, corrupt or of an unknown format version.
+        """
+        return cls(read_keystore(path, master_key=master_key))
+
+    @classmethod
+    def open_or_create(
+        cls, path: Path, *, master_key: bytes, now: datetime | None = None
+    ) -> KeyRing:
+        """Open the keystore at `path`, creating it first if there is none.
+
+        An existing keystore is never replaced, even when `master_key` does not open it.
+        Raises MasterKeyError and KeyStoreError as `open` and `create` do.
+        """
+        try:
+            return cls.create(path, master_key=master_key, now=now)
+        except _KeyStoreExistsError:
+            return cls.open(path, master_key=master_key)
+
+    def pseudonym(self, *, domain: str, value: str) -> str:
+        """Return the stable pseudonym of `value` within `domain`.
+
+        The same domain and value always give the same pseudonym; different domains give
+        unrelated ones. Callers normalise `value` (case, whitespace, Unicode form) first.
+        The result is "v1." followed by 32 lowercase base32 characters.
+        """
+        domain_key = self._pseudonym_keys.get(domain)
+        if domain_key is None:
+            domain_key = hkdf_sha256(
+                self._pseudonym_root, info=_PSEUDONYM_INFO + domain.encode("utf-8")
+            )
+            self._pseudonym_keys[domain] = domain_key
+        digest = hmac_sha256(domain_key, value.encode("utf-8"))[:_PSEUDONYM_BYTES]
+        return PSEUDONYM_PREFIX + base64.b32encode(digest).decode("ascii").lower()
+
+    def blind_index(self, *, kind: str, value: str) -> str:
+        """Return the hex blind index of `value` for attributes of type `kind`.
+
+        Equal values of the same kind give equal indexes, so encrypted values can be found by
+        equality without decrypting them. Different kinds use unrelated keys.
+        """
+        kind_key = self._blind_index_keys.get(kind)
+        if kind_key is None:
+            kind_key = hkdf_sha256(
+                self._blind_index_root, info=_BLIND_INDEX_INFO + kind.encode("utf-8")
+            )
+            self._blind_index_keys[kind] = kind_key
+        return hmac_sha256(kind_key, value.encode("utf-8")).hex()
+
+    def encrypt(
+        self, plaintext: bytes, *, associated_data: bytes, nonce: bytes | None = None
+    ) -> str:
+        """Encrypt with AES-256-GCM under the current data-encryption key.
+
+        Returns "v1.<key id>.<base64url(nonce || ciphertext), unpadded>". `associated_data` is
+        authenticated but not stored; decrypt needs the same bytes. `nonce` defaults to 12
+        random bytes and is meant for tests only: reusing one breaks GCM.
+        Raises ValueError if `nonce` is given and is not 12 bytes.
+        """
+        if nonce is None:
+            nonce = random_bytes(GCM_NONCE_SIZE)
+        elif len(nonce) != GCM_NONCE_SIZE:
+            raise ValueError(f"nonce must be {GCM_NONCE_SIZE} bytes, got {len(nonce)}")
+        sealed = aes_gcm_encrypt(
+            self._data_key.secret,
+            nonce=nonce,
+            plaintext=plaintext,
+            associated_data=associated_data,
+        )
+        payload = b64url_encode_nopad(nonce + sealed)
+        return f"{CIPHERTEXT_VERSION}.{self._data_key.kid}.{payload}"
+
+    def decrypt(self, token: str, *, associated_data: bytes) -> bytes:
+        """Decrypt a token made by `encrypt` under any data-encryption key in this keyring.
+
+        Raises DecryptionError if the token is malformed, names an unknown key id, or fails
+        authentication (wrong associated data, or the token was altered or moved).
+        """
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise DecryptionError("malformed token: expected 3 dot-separated parts")
+        version, kid, payload = parts
+        if version != CIPHERTEXT_VERSION:
+            raise DecryptionError(f"unsupported token version: expected {CIPHERTEXT_VERSION!r}")
+        key = self._data_keys.get(kid)
+        if key is None:
+            # The kid is not echoed: the token may come from anywhere.
+            raise DecryptionError("unknown key id: no such data-encryption key in this keyring")
+        try:
+            raw = b64url_decode_nopad(payload)
+        except ValueError:
+            raise DecryptionError("malformed token: payload is not unpadded base64url") from None
+        if len(raw) < GCM_NONCE_SIZE + GCM_TAG_SIZE:
+            raise DecryptionError("malformed token: payload is shorter than nonce and tag")
+        try:
+            return aes_gcm_decrypt(
+                key,
+                nonce=raw[:GCM_NONCE_SIZE],
+                ciphertext=raw[GCM_NONCE_SIZE:],
+                associated_data=associated_data,
+            )
+        except DecryptionError:
+            raise DecryptionError(
+                "authentication failed: wrong associated data, or the token was altered"
+            ) from None
+
+    @property
+    def token_signing_kid(self) -> str:
+        """Key id of the ES256 token-signing key: "tok-v1-" + 8 hex of its public key's SHA-256."""
+        return self._signing_kid
+
+    def token_signing_private_pem(self) -> bytes:
+        """The ES256 private key as unencrypted PKCS8 PEM, for in-process JWT signing only."""
+        return p256_private_key_to_pkcs8_pem(self._signing_key)
+
+    def token_signing_public_jwk(self) -> dict[str, str]:
+        """The ES256 public key as a JWK (RFC 7517/7518) carrying its kid."""
+        x, y = p256_public_point(self._signing_key.public_key())
+        return {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": b64url_encode_nopad(x),
+            "y": b64url_encode_nopad(y),
+            "kid": self._signing_kid,
+            "alg": "ES256",
+            "use": "sig",
+        }
+
+    def key_ids(self) -> list[dict[str, str]]:
+        """One entry per key, in keystore order: purpose, kid, version, created_at. No secrets."""
+        return [
+            {
+                "purpose": key.purpose,
+                "kid": key.kid,
+                "version": key.version,
+                "created_at": key.created_at,
+            }
+            for key in self._keys
+        ]
+
+
+def _first(keys: Sequence[StoredKey], purpose: str) -> StoredKey:
+    for key in keys:
+        if key.purpose == purpose:
+            return key
+    raise KeyStoreError(f"keystore has no {purpose!r} key")
+
+
+def _signing_kid(key: ec.EllipticCurvePrivateKey) -> KeyId:
+    fingerprint = sha256(p256_public_key_to_der(key.public_key())).hex()[:8]
+    return KeyId(f"{_KID_PREFIX[TOKEN_SIGNING]}-{KEY_VERSION}-{fingerprint}")
+
+
+def _generate(purpose: str, created_at: str) -> StoredKey:
+    if purpose == TOKEN_SIGNING:
+        signing_key = generate_p256_private_key()
+        secret = p256_private_key_to_scalar(signing_key)
+        kid = _signing_kid(signing_key)
+    else:
+        secret = random_bytes(AES_256_KEY_SIZE if purpose == DATA_ENCRYPTION else _ROOT_SECRET_SIZE)
+        # A random suffix: deriving it from the secret would publish a hash of the secret.
+        kid = KeyId(f"{_KID_PREFIX[purpose]}-{KEY_VERSION}-{random_bytes(4).hex()}")
+    return StoredKey(
+        purpose=purpose,
+        kid=kid,
+        version=KEY_VERSION,
+        created_at=created_at,
+        algorithm=_ALGORITHM[purpose],
+        secret=secret,
+    )

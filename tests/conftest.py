@@ -1,0 +1,58 @@
+"""Shared fixtures.
+
+Every test that asks for `database_url` runs once per backend named by `--databases`
+(`sqlite`, `postgresql` or both); each run gets its own SQLite file or its own PostgreSQL schema,
+dropped afterwards, so no state is shared between tests.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import create_engine, text
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--databases",
+        default="sqlite",
+        help="comma-separated backends for database tests: sqlite, postgresql",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_url" in metafunc.fixturenames:
+        backends = [b.strip() for b in metafunc.config.getoption("--databases").split(",")]
+        unknown = set(backends) - {"sqlite", "postgresql"}
+        if unknown:
+            raise pytest.UsageError(f"unknown database backend(s): {sorted(unknown)}")
+        metafunc.parametrize("database_url", backends, indirect=True)
+
+
+def postgres_base_url() -> str:
+    return os.environ.get("HUB_TEST_DATABASE_URL", DEFAULT_PG_URL)
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'hub.db'}"
+        return
+    base = postgres_base_url()
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
