@@ -7,11 +7,12 @@ TEST_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .PHONY: venv run test test-fast bench lint
 
-$(STAMP): pyproject.toml requirements/regorus.txt
+$(STAMP): pyproject.toml requirements/regorus.txt requirements/opa.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/regorus.txt
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps --ignore-requires-python -r requirements/opa.txt
 	touch $@
 
 venv: $(STAMP)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 DEFAULT_CONNECT_TIMEOUT = 2.0
 DEFAULT_READ_TIMEOUT = 5.0
@@ -72,8 +73,8 @@ class RecordSet:
 class Connector(Protocol):
     """An adapter to one agency's record system.
 
-    Implementations also support ``with`` (closing on exit) and are safe to call from several
-    threads at once, because the hub asks sources concurrently.
+    ``with connector:`` closes it on exit. Implementations are safe to call from several threads
+    at once, because the hub asks sources concurrently.
     """
 
     categories: frozenset[str]
@@ -92,5 +93,18 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None:
-        """Release connections; the connector may not be used afterwards."""
+        """Release connections; a later fetch connects again."""
+        ...
+
+    def __enter__(self) -> Self:
+        """Return the connector itself."""
+        ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the connector."""
         ...

@@ -75,10 +75,10 @@ def _bearer(request: Request) -> str:
 
 
 def get_principal(
-    request: Request, session: SessionDep, keyring: KeyRingDep, settings: SettingsDep
+    request: Request, session: SessionDep, keyring: KeyRingDep, settings: SettingsDep, now: NowDep
 ) -> Principal:
     return principal_from_access_token(
-        session=session, keyring=keyring, settings=settings, token=_bearer(request)
+        session=session, keyring=keyring, settings=settings, token=_bearer(request), now=now
     )
 
 

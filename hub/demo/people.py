@@ -163,8 +163,8 @@ CHILDRENS_SERVICES_RECORDS: dict[str, Rows] = {
     "identity": _identity_rows(
         CHILDRENS_SERVICES,
         {
-            "CS-88-301": {"legal_status": "child_in_need"},
-            "CS-88-517": {"legal_status": "care_leaver"},
+            "CS-88-301": {"legal_status": "s17_assessment_open"},
+            "CS-88-517": {"legal_status": "former_relevant_child"},
         },
     ),
     "contact": (

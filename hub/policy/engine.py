@@ -133,14 +133,15 @@ class EmbeddedPolicyEngine:
 
         Raises:
             ValueError: ``timeout`` is not a positive number of seconds.
-            PolicyEngineError: the shipped policies do not load.
+            PolicyEngineError: the shipped policies cannot be read or do not load.
         """
-        return cls(
-            modules=policies.policy_modules(),
-            data=policies.policy_data(),
-            revision=policies.revision(),
-            timeout=timeout,
-        )
+        try:
+            modules = policies.policy_modules()
+            data = policies.policy_data()
+            revision = policies.revision()
+        except (OSError, UnicodeDecodeError, policies.PolicyDataError) as exc:
+            raise PolicyEngineError(f"the shipped policies cannot be read: {exc}") from exc
+        return cls(modules=modules, data=data, revision=revision, timeout=timeout)
 
     def decide(self, policy_input: PolicyInput) -> PolicyDecision:
         """Decide one request; safe to call from many threads at once.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,14 @@ from sqlalchemy.engine import Engine, make_url
 from hub.demo.sources import SourceServer, rest_source_app, write_demo_sources
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def closed_port() -> int:
+    """A loopback port that nothing listens on (bound, then released), so connecting is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
 
 
 @dataclass(frozen=True)

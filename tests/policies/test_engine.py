@@ -16,7 +16,8 @@ from pydantic import ValidationError
 import policies
 from hub.policy import EmbeddedPolicyEngine, PolicyDecision, PolicyEngineError, PolicyInput
 from hub.policy import engine as engine_module
-from tests.policies.conftest import CONSENT, GRANT, NOW, MakeInput, base_document, merge
+from tests.policies.conftest import MakeInput
+from tests.policies.inputs import CONSENT, GRANT, NOW, base_document, merge
 
 SECRET = "SECRET-PERSON-DATA"
 
@@ -48,9 +49,7 @@ def test_allow_with_consent(engine: EmbeddedPolicyEngine, make_input: MakeInput)
 
 def test_allow_with_grant(engine: EmbeddedPolicyEngine, make_input: MakeInput) -> None:
     decision = engine.decide(
-        make_input(
-            {"request": {"categories": ["education"]}, "consents": [], "grants": [GRANT]}
-        )
+        make_input({"request": {"categories": ["education"]}, "consents": [], "grants": [GRANT]})
     )
     assert decision.allow is True
     assert decision.permitted_categories == ["education"]
@@ -60,9 +59,7 @@ def test_allow_with_grant(engine: EmbeddedPolicyEngine, make_input: MakeInput) -
     ]
 
 
-def test_allow_with_consent_and_grant(
-    engine: EmbeddedPolicyEngine, make_input: MakeInput
-) -> None:
+def test_allow_with_consent_and_grant(engine: EmbeddedPolicyEngine, make_input: MakeInput) -> None:
     decision = engine.decide(
         make_input({"request": {"categories": ["identity", "education"]}, "grants": [GRANT]})
     )
@@ -325,7 +322,7 @@ def secret_input(make_input: MakeInput) -> PolicyInput:
             r"allow: bool_type",
         ),
         ("result := 7 if input.now", "is a int, not an object"),
-        ('result := [input.request.justification] if input.now', "is a list, not an object"),
+        ("result := [input.request.justification] if input.now", "is a list, not an object"),
         ("", "is undefined"),
         (
             'result := {"allow": true, "permitted_categories": [], "legal_basis": "consent", '
@@ -379,9 +376,8 @@ def secret_input(make_input: MakeInput) -> PolicyInput:
 def test_broken_policy_raises_policy_engine_error(
     secret_input: PolicyInput, branch: str, match: str
 ) -> None:
-    with injected(branch) as engine:
-        with pytest.raises(PolicyEngineError, match=match) as caught:
-            engine.decide(secret_input)
+    with injected(branch) as engine, pytest.raises(PolicyEngineError, match=match) as caught:
+        engine.decide(secret_input)
     assert SECRET not in str(caught.value)
     assert caught.value.__cause__ is None
 
@@ -391,7 +387,9 @@ def test_engine_keeps_working_after_a_failed_decision(
 ) -> None:
     branch = (
         'result := {"allow": time.parse_rfc3339_ns(input.now) > 0} if {\n'
-        '\tinput.now\n\tinput.request.justification == "%s"\n}\n' % SECRET
+        "\tinput.now\n"
+        f'\tinput.request.justification == "{SECRET}"\n'
+        "}\n"
     )
     with injected(branch) as engine:
         with pytest.raises(PolicyEngineError, match="permitted_categories: missing"):
@@ -550,3 +548,12 @@ def test_close_twice_is_fine(make_input: MakeInput) -> None:
     engine.close()
     with pytest.raises(PolicyEngineError, match="the policy engine is closed"):
         engine.decide(make_input())
+
+
+def test_unreadable_shipped_policies_raise(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_data() -> dict[str, Any]:
+        raise policies.PolicyDataError("hub/config/data.json is not valid JSON")
+
+    monkeypatch.setattr(policies, "policy_data", broken_data)
+    with pytest.raises(PolicyEngineError, match=r"cannot be read: hub/config/data\.json"):
+        EmbeddedPolicyEngine.from_policies()

@@ -4,13 +4,12 @@ Real OPA here is the OPA v1.20.2 Go evaluator embedded by the `opa-golib-python-
 package (import name `opa_bindings`), installed with
 `pip install --ignore-requires-python opa-golib-python-bindings==0.4.4` (its metadata asks for
 Python 3.14, but the wheel is a plain Go c-shared library driven through ctypes and works on
-3.11). Without it these tests skip locally and fail in CI, so the conformance check can never
-quietly disappear.
+3.11). `make` installs it hash-pinned from requirements/opa.txt; it is imported unconditionally,
+so the conformance check can never quietly disappear.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,29 +17,13 @@ import pytest
 
 import policies
 from hub.policy import EmbeddedPolicyEngine, discover_rego_tests
-from tests.policies.conftest import CONSENT, GRANT, base_document, merge
+from tests.policies.inputs import CONSENT, GRANT, base_document, merge
 
-try:
-    from opa_bindings import OpaEngine, OpaUndefinedError
-except ImportError:  # pragma: no cover - exercised only where the package is missing
-    OpaEngine = None
-    OpaUndefinedError = None
-
-INSTALL = "pip install --ignore-requires-python opa-golib-python-bindings==0.4.4"
-
-
-def test_real_opa_is_installed() -> None:
-    if OpaEngine is not None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"opa_bindings is missing; install it with: {INSTALL}")
-    pytest.skip(f"opa_bindings is missing; install it with: {INSTALL}")
+from opa_bindings import OpaEngine, OpaUndefinedError
 
 
 @pytest.fixture(scope="module")
 def opa() -> Iterator[Any]:
-    if OpaEngine is None:
-        pytest.skip(f"opa_bindings is missing; install it with: {INSTALL}")
     engine = OpaEngine()
     try:
         for path, text in [*policies.policy_modules(), *policies.test_modules()]:
@@ -147,7 +130,9 @@ INPUTS: dict[str, dict[str, Any]] = {
     ),
     "deny-missing-case-panel": _without({}, "case", "panel"),
     "deny-missing-agency": _without({}, "requester", "agency"),
-    "deny-missing-valid-until": _doc({"consents": [{k: v for k, v in CONSENT.items() if k != "valid_until"}]}),
+    "deny-missing-valid-until": _doc(
+        {"consents": [{k: v for k, v in CONSENT.items() if k != "valid_until"}]}
+    ),
     "deny-empty": {},
 }
 
@@ -181,9 +166,7 @@ def test_inputs_cover_every_reason_code(opa: Any) -> None:
     }
 
 
-REGO_TESTS = [
-    rule for _path, text in policies.test_modules() for rule in discover_rego_tests(text)
-]
+REGO_TESTS = [rule for _path, text in policies.test_modules() for rule in discover_rego_tests(text)]
 
 
 @pytest.mark.parametrize("rule", REGO_TESTS, ids=lambda rule: rule.rsplit(".", 1)[-1])
@@ -197,8 +180,6 @@ def test_rego_test_passes_in_opa(opa: Any, rule: str) -> None:
 
 def test_a_failing_rego_test_fails_in_opa() -> None:
     # The check above would prove nothing if OPA answered true for a failing test.
-    if OpaEngine is None:
-        pytest.skip(f"opa_bindings is missing; install it with: {INSTALL}")
     engine = OpaEngine()
     try:
         engine.add_policy("t_test.rego", "package t_test\n\ntest_fails if 1 == 2\n")

@@ -7,9 +7,7 @@ import pytest
 import policies
 from hub.policy import RegoTestResult, discover_rego_tests, run_rego_tests
 
-REGO_TESTS = [
-    rule for _path, text in policies.test_modules() for rule in discover_rego_tests(text)
-]
+REGO_TESTS = [rule for _path, text in policies.test_modules() for rule in discover_rego_tests(text)]
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +46,10 @@ POLICY = ("p.rego", "package p\n\nanswer := input.x\n")
 TESTS = (
     "p_test.rego",
     "package p_test\n\nimport data.p\n\n"
-    "test_passes if p.answer == 1 with input as {\"x\": 1}\n\n"
-    "test_fails if p.answer == 2 with input as {\"x\": 1}\n\n"
+    'test_passes if p.answer == 1 with input as {"x": 1}\n\n'
+    'test_fails if p.answer == 2 with input as {"x": 1}\n\n'
     "test_not_true := 5\n\n"
-    "test_errors if time.parse_rfc3339_ns(\"not a time\")\n",
+    'test_errors if time.parse_rfc3339_ns("not a time")\n',
 )
 
 
@@ -70,7 +68,10 @@ def test_discovery_needs_a_package() -> None:
 
 
 def test_runner_reports_failures() -> None:
-    results = {r.rule.rsplit(".", 1)[-1]: r for r in run_rego_tests(modules=[POLICY], tests=[TESTS], data={})}
+    results = {
+        r.rule.rsplit(".", 1)[-1]: r
+        for r in run_rego_tests(modules=[POLICY], tests=[TESTS], data={})
+    }
     assert results["test_passes"] == RegoTestResult("data.p_test.test_passes", True)
     assert not results["test_fails"].passed
     assert "undefined" in results["test_fails"].detail
