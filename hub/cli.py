@@ -114,7 +114,11 @@ def serve(
         typer.echo(f"demo source systems at {sources.url}")
     typer.echo(f"hub at http://{host}:{port} (API docs at /docs)")
     uvicorn.run(
-        "hub.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+        "hub.api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
         log_level="info",
     )
 
@@ -232,8 +236,10 @@ def user_add(
     panel: Annotated[str | None, typer.Option(help="The panel the role applies to.")] = None,
 ) -> None:
     """Add a person; the password is read from standard input, never from the command line."""
-    password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else typer.prompt(
-        "password", hide_input=True, confirmation_prompt=True
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if not sys.stdin.isatty()
+        else typer.prompt("password", hide_input=True, confirmation_prompt=True)
     )
     _admin(
         lambda s: admin.ensure_user(

@@ -27,7 +27,7 @@ class Strict(BaseModel):
 
 class TokenPublic(BaseModel):
     access_token: str
-    token_type: Literal["Bearer"] = "Bearer"
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105  (a token type, not a secret)
     expires_in: int
 
 

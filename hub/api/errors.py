@@ -76,16 +76,20 @@ async def _validation(_request: Request, exc: Exception) -> JSONResponse:
     ]
     if any(p["type"] == "json_invalid" for p in problems):
         return error_response(400, "malformed_json", "the request body is not valid JSON")
-    return error_response(422, "invalid_request", "the request does not match the schema",
-                          problems)
+    return error_response(422, "invalid_request", "the request does not match the schema", problems)
 
 
 async def _http(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large",
-             415: "unsupported_media_type"}
-    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
-                          str(exc.detail))
+    codes = {
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "too_large",
+        415: "unsupported_media_type",
+    }
+    return error_response(
+        exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)
+    )
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -38,11 +38,15 @@ class RequestLimits:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.max_body_bytes:
-                await _reject(send, 413, "too_large", f"the body exceeds {self.max_body_bytes} bytes")
+                await _reject(
+                    send, 413, "too_large", f"the body exceeds {self.max_body_bytes} bytes"
+                )
                 return
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         expected = (
-            "application/x-www-form-urlencoded" if scope["path"] in FORM_PATHS else "application/json"
+            "application/x-www-form-urlencoded"
+            if scope["path"] in FORM_PATHS
+            else "application/json"
         )
         if body and media_type != expected:
             await _reject(send, 415, "unsupported_media_type", f"the body must be {expected}")

@@ -54,7 +54,9 @@ def append(*, session: Session, kind: str, body: dict[str, Any], now: datetime) 
         if bind.dialect.name == "postgresql":
             # One writer at a time keeps the chain linear across workers.
             session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _APPEND_LOCK_ID})
-        head = session.exec(select(AuditEntry).order_by(col(AuditEntry.seq).desc()).limit(1)).first()
+        head = session.exec(
+            select(AuditEntry).order_by(col(AuditEntry.seq).desc()).limit(1)
+        ).first()
         seq = 1 if head is None else head.seq + 1
         prev_hash = GENESIS_HASH if head is None else head.entry_hash
         at = now.astimezone(UTC)

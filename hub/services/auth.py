@@ -27,7 +27,7 @@ from hub.storage.models import ApiClient, PanelMembership, UsedAssertion, User
 from keys import KeyRing
 
 ASSERTION_ALGORITHMS = ("ES256", "RS256")
-ACCESS_TOKEN_AUDIENCE = "hub-api"
+ACCESS_TOKEN_AUDIENCE = "hub-api"  # noqa: S105  (an audience name, not a secret)
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _KEY_CLASSES: dict[str, tuple[str, type[Any]]] = {
     "ES256": ("EC", CryptographyECKey),
@@ -267,15 +267,22 @@ def exchange_client_assertion(
         session=session, settings=settings, assertion=assertion, now=now
     )
     principal = principal_for_client(session=session, client=client)
-    token, ttl = issue_access_token(keyring=keyring, settings=settings, principal=principal, now=now)
+    token, ttl = issue_access_token(
+        keyring=keyring, settings=settings, principal=principal, now=now
+    )
     # The jti is now spent; keep that even though nothing else was written.
     session.commit()
     return TokenPublic(access_token=token, expires_in=ttl)
 
 
 def login(
-    *, session: Session, keyring: KeyRing, settings: Settings, username: str, password: str,
-    now: datetime
+    *,
+    session: Session,
+    keyring: KeyRing,
+    settings: Settings,
+    username: str,
+    password: str,
+    now: datetime,
 ) -> TokenPublic:
     """Raises Unauthenticated without saying whether the user or the password was wrong."""
     user = authenticate_user(session=session, username=username, password=password)

@@ -32,7 +32,7 @@ def case_view(*, keyring: KeyRing, principal: Principal, case: Case) -> CasePubl
     return CasePublic(
         id=case.id,
         panel=case.panel_id,
-        stage=case.stage,  # type: ignore[arg-type]
+        stage=case.stage,
         subject=subjects.pseudonym_for(
             keyring, domain=_caller_domain(principal, case), subject_id=case.subject_id
         ),
@@ -47,7 +47,9 @@ def case_view(*, keyring: KeyRing, principal: Principal, case: Case) -> CasePubl
     )
 
 
-def get_case(*, session: Session, keyring: KeyRing, principal: Principal, case_id: str) -> CasePublic:
+def get_case(
+    *, session: Session, keyring: KeyRing, principal: Principal, case_id: str
+) -> CasePublic:
     """Raises NotFound if the case is absent or not visible to the caller."""
     case = visible_case(session=session, principal=principal, case_id=case_id)
     return case_view(keyring=keyring, principal=principal, case=case)

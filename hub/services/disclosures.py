@@ -185,7 +185,9 @@ def _scrub(value: Any, secrets: set[str]) -> Any:
 def _fetch(
     deps: Deps, case: Case, permitted: list[str]
 ) -> tuple[dict[str, list[DisclosedRecord]], dict[str, SourcePublic]]:
-    local = subjects.local_ids(session=deps.session, keyring=deps.keyring, subject_id=case.subject_id)
+    local = subjects.local_ids(
+        session=deps.session, keyring=deps.keyring, subject_id=case.subject_id
+    )
     connectors = deps.connectors.holding(
         a for a in _holding_agencies(deps.session, case) if a.id in local
     )
@@ -236,7 +238,8 @@ def request_disclosure(
     decision_id = str(uuid.uuid4())
     subject_ref = subjects.audit_ref(keyring, subject_id=case.subject_id)
     decision = _decide(
-        deps, build_policy_input(deps=deps, principal=principal, case=case, request=request, now=now)
+        deps,
+        build_policy_input(deps=deps, principal=principal, case=case, request=request, now=now),
     )
     body = _entry_body(
         principal=principal,

@@ -26,7 +26,12 @@ class RefusedGround(ValueError):
 
 
 def create_referral(
-    *, session: Session, keyring: KeyRing, principal: Principal, referral: ReferralCreate, now: datetime
+    *,
+    session: Session,
+    keyring: KeyRing,
+    principal: Principal,
+    referral: ReferralCreate,
+    now: datetime,
 ) -> tuple[Case, bool]:
     """Open a case, or return the open case this person already has in the panel.
 

@@ -32,7 +32,9 @@ class ConnectorRegistry:
                 return cached[1]
             try:
                 connector = build_connector(
-                    ConnectorConfig.from_mapping(agency.connector_config, base_dir=Path.cwd())  # stored paths are absolute
+                    ConnectorConfig.from_mapping(
+                        agency.connector_config, base_dir=Path.cwd()
+                    )  # stored paths are absolute
                 )
             except ConnectorError:
                 return None

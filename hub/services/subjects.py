@@ -112,7 +112,11 @@ def find_or_create(
         session.flush()
     if local_id is not None:
         link_local_id(
-            session=session, keyring=keyring, subject=subject, agency_id=agency_id, local_id=local_id
+            session=session,
+            keyring=keyring,
+            subject=subject,
+            agency_id=agency_id,
+            local_id=local_id,
         )
     return subject
 
@@ -141,7 +145,9 @@ def link_local_id(
 
 def local_ids(*, session: Session, keyring: KeyRing, subject_id: str) -> dict[str, str]:
     """Each agency's own identifier for the subject (decrypted; never leaves the hub)."""
-    links = session.exec(select(SubjectLocalId).where(SubjectLocalId.subject_id == subject_id)).all()
+    links = session.exec(
+        select(SubjectLocalId).where(SubjectLocalId.subject_id == subject_id)
+    ).all()
     return {
         link.agency_id: keyring.decrypt(
             link.local_id_ciphertext, associated_data=_local_id_ad(link.id)

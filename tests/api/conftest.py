@@ -142,9 +142,7 @@ def make_hub(hub_settings: Settings, sources: SourceServer) -> Iterator[Callable
             state.clock = lambda: holder[0]
         client = TestClient(create_app(state), raise_server_exceptions=False)
         client.__enter__()
-        hub = Hub(
-            settings=hub_settings, state=state, client=client, sources=sources, now=holder
-        )
+        hub = Hub(settings=hub_settings, state=state, client=client, sources=sources, now=holder)
         made.append(hub)
         return hub
 

@@ -84,7 +84,9 @@ def test_symmetric_and_unsigned_assertions_are_refused(hub: Hub, alg: str) -> No
         token = f"{b64({'alg': 'none', 'kid': school['kid']})}.{b64(claims)}."
     else:
         # The classic confusion attack: the public key used as an HMAC secret.
-        token = jwt.encode(claims, "not-a-real-secret", algorithm=alg, headers={"kid": school["kid"]})
+        token = jwt.encode(
+            claims, "not-a-real-secret", algorithm=alg, headers={"kid": school["kid"]}
+        )
 
     response = hub.token_response(token)
 
@@ -134,7 +136,9 @@ def test_forged_access_token_is_refused(hub: Hub) -> None:
     )
     genuine = jwt.get_unverified_claims(hub.agency_headers(SCHOOL)["Authorization"][7:])
     forged = jwt.encode(
-        genuine, other.decode(), algorithm="ES256",
+        genuine,
+        other.decode(),
+        algorithm="ES256",
         headers={"kid": hub.state.keyring.token_signing_kid},
     )
 

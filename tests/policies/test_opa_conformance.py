@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opa_bindings import OpaEngine, OpaUndefinedError
 
 import policies
 from hub.policy import EmbeddedPolicyEngine, discover_rego_tests
 from tests.policies.inputs import CONSENT, GRANT, base_document, merge
-
-from opa_bindings import OpaEngine, OpaUndefinedError
 
 
 @pytest.fixture(scope="module")

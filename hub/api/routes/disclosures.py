@@ -40,4 +40,6 @@ def disclose(
     deps = Deps(
         session=session, keyring=keyring, policy=policy, connectors=connectors, settings=settings
     )
-    return request_disclosure(deps=deps, principal=principal, case_id=case_id, request=body, now=now)
+    return request_disclosure(
+        deps=deps, principal=principal, case_id=case_id, request=body, now=now
+    )

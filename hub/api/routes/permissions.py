@@ -19,7 +19,9 @@ router = APIRouter(tags=["consents and grants"])
 
 
 @router.post(
-    "/v1/cases/{case_id}/consents", response_model=ConsentPublic, status_code=status.HTTP_201_CREATED
+    "/v1/cases/{case_id}/consents",
+    response_model=ConsentPublic,
+    status_code=status.HTTP_201_CREATED,
 )
 def record_consent(
     case_id: str,
@@ -30,7 +32,12 @@ def record_consent(
     now: NowDep,
 ) -> ConsentPublic:
     return consents.record_consent(
-        session=session, keyring=keyring, principal=principal, case_id=case_id, consent=body, now=now
+        session=session,
+        keyring=keyring,
+        principal=principal,
+        case_id=case_id,
+        consent=body,
+        now=now,
     )
 
 
