@@ -2,4 +2,4 @@
 
 from consent.terms import GIVERS, STATES, ConsentTerms, terms
 
-__all__ = ["GIVERS", "STATES", "ConsentTerms", "terms"]
+__all__ = ["GIVERS", "STATES", "ConsentTerms", "terms"]  # constants, classes, functions (RUF022)
