@@ -1,0 +1,165 @@
+"""`make bench`: what one decision and one whole disclosure cost on this machine.
+
+Run with `python -m tests.bench`. Prints a small table; nothing here is asserted (timings belong
+here, not in tests). The disclosure numbers go through the real stack: HTTP app in process,
+SQLite, the embedded Rego engine, and the demo's SQL and REST sources over loopback.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from hub.api.app import create_app, state_from_settings
+from hub.bootstrap import initialise
+from hub.config import Settings
+from hub.demo.assertion import make_client_assertion
+from hub.demo.builder import build_demo
+from hub.demo.sources import SourceServer, rest_source_app
+from hub.policy import EmbeddedPolicyEngine, PolicyInput
+from hub.services.auth import CLIENT_ASSERTION_TYPE
+from tests.policies.inputs import base_document
+
+
+def _timed(fn: Callable[[], object], runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def _row(name: str, samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p95 = ordered[int(len(ordered) * 0.95) - 1]
+    return (
+        f"{name:<38} {len(samples):>6} {statistics.median(samples) * 1e6:>10.0f} {p95 * 1e6:>10.0f}"
+    )
+
+
+def bench_policy(runs: int = 2000) -> list[float]:
+    engine = EmbeddedPolicyEngine.from_policies()
+    policy_input = PolicyInput.model_validate(base_document())
+    try:
+        _timed(lambda: engine.decide(policy_input), 50)  # warm up
+        return _timed(lambda: engine.decide(policy_input), runs)
+    finally:
+        engine.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def bench_disclosure(runs: int = 200) -> list[float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            data_dir=Path(tmp) / "var",
+            master_key=base64.b64encode(os.urandom(32)).decode(),
+            demo_sources_port=_free_port(),
+        )
+        opened = initialise(settings)
+        with Session(opened.engine, expire_on_commit=False) as session:
+            build_demo(
+                settings=settings, session=session, keyring=opened.keyring, now=datetime.now(UTC)
+            )
+        opened.engine.dispose()
+        clients = {
+            c["agency"]: c for c in json.loads((settings.demo_dir / "clients.json").read_text())
+        }
+        users = {
+            u["username"]: u for u in json.loads((settings.demo_dir / "users.json").read_text())
+        }
+        with (
+            SourceServer(
+                rest_source_app(settings.demo_dir / "sources"), port=settings.demo_sources_port
+            ),
+            TestClient(create_app(state_from_settings(settings))) as client,
+        ):
+            school = clients["northtown-academy"]
+            assertion = make_client_assertion(
+                client_id=school["client_id"],
+                kid=school["kid"],
+                private_key_pem=school["private_key_pem"],
+                audience=settings.token_endpoint,
+            )
+            token = client.post(
+                "/v1/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_assertion_type": CLIENT_ASSERTION_TYPE,
+                    "client_assertion": assertion,
+                },
+            ).json()["access_token"]
+            agency = {"Authorization": f"Bearer {token}"}
+            coord_token = client.post(
+                "/v1/login",
+                json={
+                    "username": "coordinator",
+                    "password": users["coordinator"]["password"],
+                },
+            ).json()["access_token"]
+            coord = {"Authorization": f"Bearer {coord_token}"}
+            case = client.post(
+                "/v1/referrals",
+                headers=agency,
+                json={
+                    "panel": "northtown",
+                    "subject": {
+                        "given_name": "Alex",
+                        "family_name": "Example",
+                        "date_of_birth": "2011-03-14",
+                        "local_id": "NA-2231",
+                    },
+                    "indicators": ["withdrawal_from_peers"],
+                },
+            ).json()["id"]
+            for to in ("screening", "assessment"):
+                client.post(
+                    f"/v1/cases/{case}/transitions",
+                    headers=coord,
+                    json={"to": to, "reason": "bench"},
+                )
+            client.post(
+                f"/v1/cases/{case}/consents",
+                headers=coord,
+                json={
+                    "given_by": "parent",
+                    "recipients": ["northtown-academy"],
+                    "purposes": ["risk_assessment"],
+                    "categories": ["education", "social_care"],
+                },
+            )
+            body = {"purpose": "risk_assessment", "categories": ["education", "social_care"]}
+
+            def one() -> None:
+                response = client.post(f"/v1/cases/{case}/disclosures", headers=agency, json=body)
+                assert response.status_code == 200, response.text
+
+            _timed(one, 10)
+            return _timed(one, runs)
+
+
+def main() -> None:
+    print(f"{'what':<38} {'runs':>6} {'p50 µs':>10} {'p95 µs':>10}")
+    print(_row("policy decision (embedded regorus)", bench_policy()))
+    print(_row("disclosure, 2 sources (SQLite store)", bench_disclosure()))
+
+
+if __name__ == "__main__":
+    main()
