@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from types import TracebackType
-from typing import Self
 
-from connectors.models import RecordSet, SourceQuery
+from connectors.models import Connector, RecordSet, SourceQuery, wanted_categories
 
 
-class FakeConnector:
+class FakeConnector(Connector):
     """Answers with whatever ``handler`` returns, as a real connector would.
 
     Like the real ones it only asks about categories it can supply: the handler gets the query
@@ -34,7 +32,7 @@ class FakeConnector:
         Raises:
             Exception: whatever the handler raises.
         """
-        wanted = tuple(c for c in dict.fromkeys(query.categories) if c in self.categories)
+        wanted = wanted_categories(query, self.categories)
         if not wanted:
             return RecordSet()
         narrowed = SourceQuery(local_id=query.local_id, categories=wanted)
@@ -46,14 +44,3 @@ class FakeConnector:
     def close(self) -> None:
         """Mark the connector closed."""
         self.closed = True
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

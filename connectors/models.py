@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -51,6 +52,11 @@ class SourceQuery:
             raise ValueError("categories must be a tuple of non-empty strings")
 
 
+def wanted_categories(query: SourceQuery, supplied: Collection[str]) -> tuple[str, ...]:
+    """The categories of ``query`` that are in ``supplied``, each once, in the query's order."""
+    return tuple(c for c in dict.fromkeys(query.categories) if c in supplied)
+
+
 @dataclass(frozen=True)
 class Record:
     """One record of one category; ``fields`` holds JSON-able values only (dates as ISO text)."""
@@ -74,7 +80,8 @@ class Connector(Protocol):
     """An adapter to one agency's record system.
 
     ``with connector:`` closes it on exit. Implementations are safe to call from several threads
-    at once, because the hub asks sources concurrently.
+    at once, because the hub asks sources concurrently. The connectors of this package subclass
+    it to inherit ``__enter__`` and ``__exit__``; any class with these members is a connector.
     """
 
     categories: frozenset[str]
@@ -98,7 +105,7 @@ class Connector(Protocol):
 
     def __enter__(self) -> Self:
         """Return the connector itself."""
-        ...
+        return self
 
     def __exit__(
         self,
@@ -107,4 +114,4 @@ class Connector(Protocol):
         tb: TracebackType | None,
     ) -> None:
         """Close the connector."""
-        ...
+        self.close()

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import ssl
-import threading
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from connectors._lazy import Lazy
 from connectors.config import CategoryRule, ConnectorConfig
 from connectors.errors import (
     ConnectorConfigError,
@@ -20,14 +20,14 @@ from connectors.errors import (
     ConnectorTimeout,
     ConnectorUnavailable,
 )
-from connectors.models import Record, RecordSet, SourceQuery, Timeout
+from connectors.models import Connector, Record, RecordSet, SourceQuery, Timeout, wanted_categories
 
 # A record system answering one person's category with more than this is misbehaving; stop
 # reading rather than hold it all in memory.
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 
-class RestConnector:
+class RestConnector(Connector):
     """GETs each category's path, with the person's local id escaped into it.
 
     An answer is a JSON object (one record) or a list of objects; 404 means no records. The
@@ -65,13 +65,11 @@ class RestConnector:
         config = ConnectorConfig(
             kind="rest", settings=settings, categories=dict(categories), timeout=timeout
         )
-        self._settings = dict(config.settings)
         self._rules = dict(config.categories)
-        self._timeout = timeout
-        self._transport = transport
         self.categories: frozenset[str] = frozenset(self._rules)
-        self._client: httpx.Client | None = None
-        self._lock = threading.Lock()
+        self._client = Lazy(
+            partial(_new_client, dict(config.settings), timeout, transport), httpx.Client.close
+        )
 
     @classmethod
     def from_config(cls, config: ConnectorConfig) -> RestConnector:
@@ -103,14 +101,14 @@ class RestConnector:
             ConnectorError: "bad_response" for an answer that is not JSON objects, or too large;
                 "bad_query" for a local id that cannot be placed in a path.
         """
-        wanted = [c for c in dict.fromkeys(query.categories) if c in self._rules]
+        wanted = wanted_categories(query, self.categories)
         if not wanted:
             return RecordSet()
         # quote() leaves dots alone, and httpx would resolve "." and ".." as path segments.
         if query.local_id in (".", ".."):
             raise ConnectorError("local id cannot be used as a path segment", code="bad_query")
         local_id = quote(query.local_id, safe="")
-        client = self._get_client()
+        client = self._client.get()
         records: list[Record] = []
         for category in wanted:
             rule = self._rules[category]
@@ -121,21 +119,7 @@ class RestConnector:
 
     def close(self) -> None:
         """Close the HTTP client; a later fetch reads the token again and reconnects."""
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        self._client.close()
 
     def _get(self, client: httpx.Client, path: str) -> bytes | None:
         # Messages carry the exception type only: httpx's own text can include the URL, which
@@ -164,47 +148,48 @@ class RestConnector:
         except httpx.HTTPError as exc:
             raise ConnectorUnavailable(f"request to source failed ({type(exc).__name__})") from exc
 
-    def _get_client(self) -> httpx.Client:
-        # Connectors are shared between request threads, so the lazy creation is locked.
-        with self._lock:
-            if self._client is None:
-                self._client = httpx.Client(
-                    base_url=self._settings["base_url"],
-                    timeout=httpx.Timeout(self._timeout.read, connect=self._timeout.connect),
-                    headers=self._headers(),
-                    verify=self._tls_context(),
-                    follow_redirects=False,
-                    transport=self._transport,
-                )
-            return self._client
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
-        token_file = self._settings.get("token_file")
-        if token_file is not None:
-            try:
-                token = Path(token_file).read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConnectorConfigError("cannot read source.token_file") from exc
-            if not token or not token.isprintable() or " " in token:
-                raise ConnectorConfigError("source.token_file must hold one token on one line")
-            headers["Authorization"] = f"Bearer {token}"
-        return headers
+def _new_client(
+    settings: Mapping[str, str], timeout: Timeout, transport: httpx.BaseTransport | None
+) -> httpx.Client:
+    return httpx.Client(
+        base_url=settings["base_url"],
+        timeout=httpx.Timeout(timeout.read, connect=timeout.connect),
+        headers=_headers(settings),
+        verify=_tls_context(settings),
+        follow_redirects=False,
+        transport=transport,
+    )
 
-    def _tls_context(self) -> ssl.SSLContext | bool:
-        ca_file = self._settings.get("ca_file")
-        client_cert = self._settings.get("client_cert")
-        if ca_file is None and client_cert is None:
-            return True
+
+def _headers(settings: Mapping[str, str]) -> dict[str, str]:
+    headers = {"Accept": "application/json"}
+    token_file = settings.get("token_file")
+    if token_file is not None:
         try:
-            context = ssl.create_default_context(cafile=ca_file)
-            if client_cert is not None:
-                context.load_cert_chain(client_cert, self._settings.get("client_key"))
-        except (OSError, ssl.SSLError) as exc:
-            raise ConnectorConfigError(
-                "cannot load source.ca_file, source.client_cert or source.client_key"
-            ) from exc
-        return context
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConnectorConfigError("cannot read source.token_file") from exc
+        if not token or not token.isprintable() or " " in token:
+            raise ConnectorConfigError("source.token_file must hold one token on one line")
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def _tls_context(settings: Mapping[str, str]) -> ssl.SSLContext | bool:
+    ca_file = settings.get("ca_file")
+    client_cert = settings.get("client_cert")
+    if ca_file is None and client_cert is None:
+        return True
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+        if client_cert is not None:
+            context.load_cert_chain(client_cert, settings.get("client_key"))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectorConfigError(
+            "cannot load source.ca_file, source.client_cert or source.client_key"
+        ) from exc
+    return context
 
 
 def _objects(body: bytes) -> list[Mapping[str, Any]]:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Self
+from functools import partial
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
@@ -15,15 +14,16 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from connectors._json import jsonable
+from connectors._lazy import Lazy
 from connectors.config import CategoryRule, ConnectorConfig
 from connectors.errors import ConnectorConfigError, ConnectorTimeout, ConnectorUnavailable
-from connectors.models import Record, RecordSet, SourceQuery, Timeout
+from connectors.models import Connector, Record, RecordSet, SourceQuery, Timeout, wanted_categories
 
 # PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout.
 _QUERY_CANCELED = "57014"
 
 
-class SqlConnector:
+class SqlConnector(Connector):
     """Runs each category's parameterised SELECT with the person's local id bound.
 
     The engine is created on the first fetch, not here, so that building a connector never
@@ -47,12 +47,9 @@ class SqlConnector:
         config = ConnectorConfig(
             kind="sql", settings={"url": url}, categories=dict(categories), timeout=timeout
         )
-        self._url = url
         self._rules = dict(config.categories)
-        self._timeout = timeout
         self.categories: frozenset[str] = frozenset(self._rules)
-        self._engine: Engine | None = None
-        self._lock = threading.Lock()
+        self._engine = Lazy(partial(_new_engine, url, timeout), Engine.dispose)
 
     @classmethod
     def from_config(cls, config: ConnectorConfig) -> SqlConnector:
@@ -73,12 +70,12 @@ class SqlConnector:
             ConnectorUnavailable: the database refused, failed, or rejected a query.
             ConnectorError: "bad_response" if a mapped column has no JSON form.
         """
-        wanted = [c for c in dict.fromkeys(query.categories) if c in self._rules]
+        wanted = wanted_categories(query, self.categories)
         if not wanted:
             return RecordSet()
         records: list[Record] = []
         try:
-            with self._get_engine().connect() as connection:
+            with self._engine.get().connect() as connection:
                 for category in wanted:
                     rule = self._rules[category]
                     result = connection.execute(text(rule.source), {"local_id": query.local_id})
@@ -98,35 +95,18 @@ class SqlConnector:
 
     def close(self) -> None:
         """Close pooled connections; a later fetch connects again."""
-        with self._lock:
-            engine, self._engine = self._engine, None
-        if engine is not None:
-            engine.dispose()
+        self._engine.close()
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _get_engine(self) -> Engine:
-        # Connectors are shared between request threads, so the lazy creation is locked.
-        with self._lock:
-            if self._engine is None:
-                url, connect_args = _connection_settings(make_url(self._url), self._timeout)
-                self._engine = create_engine(
-                    url,
-                    pool_pre_ping=True,
-                    # Bound parameters are local ids; keep them out of error messages and logs.
-                    hide_parameters=True,
-                    connect_args=connect_args,
-                )
-            return self._engine
+def _new_engine(url: str, timeout: Timeout) -> Engine:
+    engine_url, connect_args = _connection_settings(make_url(url), timeout)
+    return create_engine(
+        engine_url,
+        pool_pre_ping=True,
+        # Bound parameters are local ids; keep them out of error messages and logs.
+        hide_parameters=True,
+        connect_args=connect_args,
+    )
 
 
 def _connection_settings(url: URL, timeout: Timeout) -> tuple[URL, dict[str, Any]]:

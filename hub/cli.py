@@ -171,9 +171,16 @@ def _admin(action: Any) -> None:
 def panel_add(
     panel_id: Annotated[str, typer.Option("--id", help="Short id, e.g. northtown.")],
     name: Annotated[str, typer.Option(help="Display name.")],
+    profile: Annotated[
+        str, typer.Option(help="situation_table, channel_panel or safety_house.")
+    ] = "situation_table",
 ) -> None:
-    """Add a panel."""
-    _admin(lambda s: admin.ensure_panel(session=s, panel_id=panel_id, name=name, now=_now()))
+    """Add a panel (or change its name or profile)."""
+    _admin(
+        lambda s: admin.ensure_panel(
+            session=s, panel_id=panel_id, name=name, profile=profile, now=_now()
+        )
+    )
     typer.echo(f"panel {panel_id} ready")
 
 

@@ -84,6 +84,8 @@ class TransitionCreate(Strict):
 
 class ConsentCreate(Strict):
     given_by: ConsentGiver
+    # True only where the person explicitly agreed to special categories (e.g. health).
+    explicit: bool = False
     recipients: list[str] = Field(min_length=1, max_length=20)
     purposes: list[Purpose] = Field(min_length=1)
     categories: list[Category] = Field(min_length=1)
@@ -96,6 +98,7 @@ class ConsentPublic(BaseModel):
     id: str
     case_id: str
     given_by: str
+    explicit: bool
     recipients: list[str]
     purposes: list[str]
     categories: list[str]

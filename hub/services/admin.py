@@ -11,6 +11,7 @@ from typing import Any, get_args
 
 from sqlmodel import Session
 
+import policies
 from hub.errors import BadRequest, NotFound
 from hub.services import audit
 from hub.services.auth import hash_password
@@ -19,13 +20,38 @@ from hub.storage.models import Agency, ApiClient, Panel, PanelMembership, User
 from hub.vocabulary import AgencyKind
 
 
-def ensure_panel(*, session: Session, panel_id: str, name: str, now: datetime) -> Panel:
+def ensure_panel(
+    *, session: Session, panel_id: str, name: str, now: datetime, profile: str = "situation_table"
+) -> Panel:
+    """Add a panel, or change its name and profile. Raises BadRequest for an unknown profile."""
+    known = profiles()
+    if profile not in known:
+        raise BadRequest(f"profile must be one of {', '.join(sorted(known))}")
     panel = session.get(Panel, panel_id)
     if panel is None:
-        panel = Panel(id=panel_id, name=name, created_at=now)
-        session.add(panel)
-        audit.append(session=session, kind="panel_added", body={"panel": panel_id}, now=now)
+        panel = Panel(id=panel_id, name=name, profile=profile, created_at=now)
+        audit.append(
+            session=session,
+            kind="panel_added",
+            body={"panel": panel_id, "profile": profile},
+            now=now,
+        )
+    elif panel.profile != profile:
+        audit.append(
+            session=session,
+            kind="panel_profile_changed",
+            body={"panel": panel_id, "from": panel.profile, "to": profile},
+            now=now,
+        )
+    panel.name, panel.profile = name, profile
+    session.add(panel)
     return panel
+
+
+def profiles() -> set[str]:
+    """The panel profiles the shipped policy data defines."""
+    config = policies.policy_data().get("hub", {}).get("config", {})
+    return set(config.get("profiles", {"situation_table": {}}))
 
 
 def ensure_agency(

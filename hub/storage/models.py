@@ -33,6 +33,8 @@ def _utc(*, nullable: bool = False, default_now: bool = True) -> Any:
 class Panel(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=200)
+    # The panel profile (policies/hub/config profiles) whose stage and role tables apply.
+    profile: str = Field(default="situation_table", max_length=64)
     created_at: datetime = _utc()
 
 
@@ -135,6 +137,8 @@ class Consent(SQLModel, table=True):
     case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
     subject_id: str = Field(foreign_key="subject.id", max_length=36)
     given_by: str = Field(max_length=32)  # subject, parent, guardian, representative
+    # Explicit consent (GDPR Art. 9(2)(a)) is needed before a special category such as health.
+    explicit: bool = False
     recipients: list[str] = _json_list()
     purposes: list[str] = _json_list()
     categories: list[str] = _json_list()
@@ -176,3 +180,19 @@ class AuditEntry(SQLModel, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))
     prev_hash: str = Field(max_length=64)
     entry_hash: str = Field(max_length=64)
+
+
+class BreakGlass(SQLModel, table=True):
+    """An agency's emergency access on a case: opened by its first break-glass request,
+    it lasts at most as long as the policy allows and is always queued for DPO review."""
+
+    __tablename__ = "break_glass"
+    __table_args__ = (UniqueConstraint("case_id", "agency_id"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
+    agency_id: str = Field(foreign_key="agency.id", max_length=64)
+    opened_at: datetime = _utc()
+    decision_id: str = Field(max_length=36)
+    reviewed_at: datetime | None = _utc(nullable=True, default_now=False)
+    reviewed_by: str | None = Field(default=None, max_length=128)
