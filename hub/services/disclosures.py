@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -23,7 +24,7 @@ from hub.config import Settings
 from hub.errors import Forbidden, NotFound, PolicyDenied
 from hub.policy import PolicyDecision, PolicyEngine, PolicyEngineError, PolicyInput, Reason
 from hub.schemas import DisclosedRecord, DisclosureCreate, DisclosurePublic, SourcePublic
-from hub.services import audit, subjects
+from hub.services import audit, breakglass, decisions, subjects
 from hub.services.consents import active_consents
 from hub.services.grants import active_grants
 from hub.services.principals import Principal
@@ -237,10 +238,10 @@ def request_disclosure(
         raise NotFound("case not found")
     decision_id = str(uuid.uuid4())
     subject_ref = subjects.audit_ref(keyring, subject_id=case.subject_id)
-    decision = _decide(
-        deps,
-        build_policy_input(deps=deps, principal=principal, case=case, request=request, now=now),
+    policy_input = build_policy_input(
+        deps=deps, principal=principal, case=case, request=request, now=now
     )
+    decision = _decide(deps, policy_input)
     body = _entry_body(
         principal=principal,
         case=case,
@@ -249,7 +250,19 @@ def request_disclosure(
         decision=decision,
         decision_id=decision_id,
     )
+    # The decision record joins whichever entry (denial or disclosure) is committed.
+    keep_record = functools.partial(
+        decisions.record,
+        session=session,
+        decision_id=decision_id,
+        policy_input=policy_input,
+        decision=decision,
+        case_id=case.id,
+        agency_id=principal.agency_id,
+        now=now,
+    )
     if not decision.allow:
+        body["decision_digest"] = keep_record()
         audit.append(session=session, kind="denial", body=body, now=now)
         audit.commit(session=session)
         if case.panel_id not in principal.panels:
@@ -279,7 +292,17 @@ def request_disclosure(
         "categories_disclosed": permitted,
         "payload_digest": payload_digest,
         "sources": {a: s.status for a, s in sources.items()},
+        "obligations": sorted(decision.obligations),
+        "decision_digest": keep_record(),
     }
+    if request.break_glass:
+        breakglass.open_window(
+            session=session,
+            case_id=case.id,
+            agency_id=principal.agency_id,
+            decision_id=decision_id,
+            now=now,
+        )
     entry = audit.append(session=session, kind="disclosure", body=body, now=now)
     audit.commit(session=session)
     receipt = sign_receipt(

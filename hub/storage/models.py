@@ -196,3 +196,20 @@ class BreakGlass(SQLModel, table=True):
     decision_id: str = Field(max_length=36)
     reviewed_at: datetime | None = _utc(nullable=True, default_now=False)
     reviewed_by: str | None = Field(default=None, max_length=128)
+
+
+class DecisionRecord(SQLModel, table=True):
+    """One policy decision as it was made: its input (references only, no identifiers),
+    its output and the policy revision. The audit entry names it by `decision_id` and carries
+    the digest of `input` + `output`, so a record cannot be changed unnoticed."""
+
+    __tablename__ = "decision_record"
+
+    decision_id: str = Field(primary_key=True, max_length=36)
+    at: datetime = _utc()
+    case_id: str = Field(index=True, max_length=36)
+    agency_id: str = Field(max_length=64)
+    allow: bool
+    policy_revision: str = Field(max_length=64)
+    input: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    output: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
