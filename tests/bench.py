@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -30,6 +29,7 @@ from hub.demo.sources import SourceServer, rest_source_app
 from hub.policy import EmbeddedPolicyEngine, PolicyInput
 from hub.services.auth import CLIENT_ASSERTION_TYPE
 from tests.policies.inputs import base_document
+from tests.ports import free_port
 
 
 def _timed(fn: Callable[[], object], runs: int) -> list[float]:
@@ -59,19 +59,12 @@ def bench_policy(runs: int = 2000) -> list[float]:
         engine.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def bench_disclosure(runs: int = 200) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             data_dir=Path(tmp) / "var",
             master_key=base64.b64encode(os.urandom(32)).decode(),
-            demo_sources_port=_free_port(),
+            demo_sources_port=free_port(),
         )
         opened = initialise(settings)
         with Session(opened.engine, expire_on_commit=False) as session:

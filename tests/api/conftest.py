@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,19 +24,13 @@ from hub.config import Settings
 from hub.demo.assertion import make_client_assertion
 from hub.demo.builder import build_demo
 from hub.demo.sources import SourceServer, rest_source_app
+from tests.ports import free_port
 
 PANEL = "northtown"
 POLICE = "northtown-police"
 SOCIAL = "northtown-childrens-services"
 SCHOOL = "northtown-academy"
 YOUTH = "brightpath-youth"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -105,7 +98,7 @@ def hub_settings(tmp_path: Path, database_url: str) -> Settings:
         data_dir=tmp_path / "var",
         database_url=database_url,
         master_key=base64.b64encode(os.urandom(32)).decode(),
-        demo_sources_port=_free_port(),
+        demo_sources_port=free_port(),
         connector_timeout_seconds=3.0,
     )
 

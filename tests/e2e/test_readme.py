@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 HUB_BIN = Path(sys.executable).parent / "hub"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def walkthrough() -> str:
@@ -38,7 +32,7 @@ def walkthrough() -> str:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     """A fresh working directory with `hub demo` done and `hub serve --demo-sources` running."""
-    port, sources_port = _free_port(), _free_port()
+    port, sources_port = free_port(), free_port()
     (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | {
         "HUB_PUBLIC_URL": f"http://127.0.0.1:{port}",
