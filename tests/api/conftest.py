@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from opa_bindings import OpaEngine
+from sqlmodel import Session, select
 
+import policies
 from hub.api.app import create_app, state_from_settings
 from hub.api.state import HubState
 from hub.bootstrap import initialise
@@ -24,6 +26,7 @@ from hub.config import Settings
 from hub.demo.assertion import make_client_assertion
 from hub.demo.builder import build_demo
 from hub.demo.sources import SourceServer, rest_source_app
+from hub.storage.models import DecisionRecord
 from tests.ports import free_port
 
 PANEL = "northtown"
@@ -122,8 +125,34 @@ def sources(hub_settings: Settings) -> Iterator[SourceServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def opa_oracle() -> Iterator[OpaEngine]:
+    """The real OPA evaluator loaded with the same policy files and data as the hub."""
+    engine = OpaEngine()
+    for path, text in policies.policy_modules():
+        engine.add_policy(path, text)
+    engine.add_data(policies.policy_data())
+    yield engine
+    engine.close()
+
+
+def assert_opa_agrees(hub: Hub, opa: OpaEngine) -> None:
+    """Differential check: every decision this test's requests produced is decided again by
+    real OPA from its stored input, and must come out identical."""
+    with hub.session() as session:
+        records = session.exec(select(DecisionRecord)).all()
+    for record in records:
+        output = {k: v for k, v in record.output.items() if k != "revision"}
+        if [r["code"] for r in output["reasons"]] == ["policy_engine_error"]:
+            continue  # the embedded engine was made to fail on purpose; no policy ran
+        expected = opa.eval_document("hub.decision.result", record.input)
+        assert output == expected, f"OPA and the embedded engine differ on {record.decision_id}"
+
+
 @pytest.fixture
-def make_hub(hub_settings: Settings, sources: SourceServer) -> Iterator[Callable[..., Hub]]:
+def make_hub(
+    hub_settings: Settings, sources: SourceServer, opa_oracle: OpaEngine
+) -> Iterator[Callable[..., Hub]]:
     made: list[Hub] = []
 
     def make(**state_overrides: Any) -> Hub:
@@ -140,8 +169,12 @@ def make_hub(hub_settings: Settings, sources: SourceServer) -> Iterator[Callable
         return hub
 
     yield make
-    for hub in made:
-        hub.client.__exit__(None, None, None)
+    try:
+        for hub in made:
+            assert_opa_agrees(hub, opa_oracle)
+    finally:
+        for hub in made:
+            hub.client.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -48,3 +48,25 @@ def test_records_hold_no_identifiers(hub: Hub) -> None:
     assert "Alex" not in stored and "Example" not in stored and "2011-03-14" not in stored
     for local_id in ("NA-2231", "NTP-1042", "CS-88-301", "BP-017"):
         assert local_id not in stored
+
+
+def test_the_differential_check_catches_a_difference(hub: Hub, opa_oracle: object) -> None:
+    """Every API test ends by having real OPA re-decide its stored inputs; prove that check
+    fails when an answer differs."""
+    import pytest
+
+    from tests.api.conftest import assert_opa_agrees
+
+    case_id = case_in_assessment(hub)
+    disclose(hub, case_id, categories=["education"])
+    assert_opa_agrees(hub, opa_oracle)
+    with hub.session() as session:
+        row = session.exec(select(DecisionRecord)).one()
+        row.output = {**row.output, "allow": not row.output["allow"]}
+        session.add(row)
+        session.commit()
+        with pytest.raises(AssertionError, match="differ"):
+            assert_opa_agrees(hub, opa_oracle)
+        row.output = {**row.output, "allow": not row.output["allow"]}
+        session.add(row)
+        session.commit()
