@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from hub.storage import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
@@ -32,7 +32,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
+    """Bring the database to the newest schema through the Alembic migrations."""
+    from hub.storage.migrate import upgrade
+
+    upgrade(engine)
 
 
 @contextmanager
