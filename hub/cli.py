@@ -12,6 +12,7 @@ import typer
 from sqlmodel import Session
 
 from hub.bootstrap import initialise, open_existing
+from hub.cli_policy import policy_app
 from hub.config import Settings
 from hub.errors import HubError, VerificationError
 from hub.services import admin, audit
@@ -33,6 +34,7 @@ for sub, name in (
     (keys_app, "keys"),
 ):
     app.add_typer(sub, name=name)
+app.add_typer(policy_app, name="policy")
 
 
 def _now() -> datetime:

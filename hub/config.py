@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     assertion_max_lifetime_seconds: int = Field(default=300, gt=0, le=MAX_ACCESS_TOKEN_TTL_SECONDS)
     connector_timeout_seconds: float = Field(default=5.0, gt=0)
     policy_timeout_seconds: float = Field(default=2.0, gt=0)
+    # When set, decisions come from this OPA server (Data API) instead of the embedded engine.
+    opa_url: str | None = None
+    opa_token: SecretStr | None = None
+    opa_timeout_seconds: float = Field(default=0.5, gt=0, le=5)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     demo_sources_port: int = 8101
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hub.audit.public import ReceiptPublic
 from hub.vocabulary import (
     Category,
     Channel,
@@ -169,7 +170,7 @@ class DisclosurePublic(BaseModel):
     sources: dict[str, SourcePublic]
     complete: bool
     audit_index: int
-    receipt: str
+    receipt: ReceiptPublic
 
 
 class AuditVerifyPublic(BaseModel):

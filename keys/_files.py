@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 PRIVATE_FILE_MODE = 0o600
@@ -33,6 +35,44 @@ def write_new_private_file(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
     _fsync_dir(path.parent)
+
+
+def replace_private_file(path: Path, data: bytes) -> None:
+    """Atomically replace the existing file at `path` with one of mode 0o600 holding `data`.
+
+    Readers see either the old file or the new one, never a mix. Raises FileNotFoundError if
+    `path` does not exist, and OSError on any other I/O failure.
+    """
+    if not path.exists():
+        raise FileNotFoundError(path)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), PRIVATE_FILE_MODE)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+    _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on the existing file at `path` for the block.
+
+    Processes that read, change and replace the file under this lock never lose each other's
+    changes, provided each re-reads `path` after taking the lock. Raises OSError if `path`
+    cannot be opened.
+    """
+    with path.open("rb") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -10,20 +10,21 @@ and the ciphertext opens, with associated data b"hub-keystore/v1", to::
                "algorithm": "...", "secret": <b64>}, ...]}
 
 Each purpose may hold several keys; the first one listed for a purpose is the one that writes,
-and every listed key reads. Rotation and new purposes only add entries.
+and every listed key reads. Rotation and new purposes only add entries: a keystore written
+before a purpose existed is still read, and `KeyRing.open_or_create` adds the missing key.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NewType
 
 from keys._b64 import b64_decode, b64_encode
-from keys._files import write_new_private_file
+from keys._files import exclusive_lock, replace_private_file, write_new_private_file
 from keys.errors import DecryptionError, KeyStoreError, MasterKeyError
 from keys.hazmat.primitives import (
     AES_256_KEY_SIZE,
@@ -46,7 +47,11 @@ PSEUDONYM_ROOT = "pseudonym-root"
 BLIND_INDEX = "blind-index"
 DATA_ENCRYPTION = "data-encryption"
 TOKEN_SIGNING = "token-signing"  # noqa: S105 -- a purpose name, not a password
+CHECKPOINT_SIGNING = "checkpoint-signing"
+# Every keystore must hold these; older keystores may lack the later purposes below.
 REQUIRED_PURPOSES = (PSEUDONYM_ROOT, BLIND_INDEX, DATA_ENCRYPTION, TOKEN_SIGNING)
+# What a new keystore gets, and what `open_or_create` adds to an older one.
+GENERATED_PURPOSES = (*REQUIRED_PURPOSES, CHECKPOINT_SIGNING)
 
 _KEY_FIELDS = ("purpose", "kid", "version", "created_at", "algorithm", "secret")
 # Refuse absurd files before parsing them; a real keystore is a few kilobytes.
@@ -79,11 +84,7 @@ def validate_master_key(master_key: bytes) -> None:
         raise MasterKeyError(f"master key must be {AES_256_KEY_SIZE} bytes, got {len(master_key)}")
 
 
-def write_keystore(path: Path, keys: Sequence[StoredKey], *, master_key: bytes) -> None:
-    """Seal `keys` and write them to a new file at `path` (mode 0o600).
-
-    Raises FileExistsError if `path` exists, KeyStoreError on any other write failure.
-    """
+def _sealed_file(keys: Sequence[StoredKey], *, master_key: bytes) -> bytes:
     validate_master_key(master_key)
     body = json.dumps({"keys": [_key_to_json(key) for key in keys]}).encode("utf-8")
     nonce = random_bytes(GCM_NONCE_SIZE)
@@ -96,13 +97,50 @@ def write_keystore(path: Path, keys: Sequence[StoredKey], *, master_key: bytes) 
         "nonce": b64_encode(nonce),
         "ciphertext": b64_encode(sealed),
     }
+    return (json.dumps(envelope, indent=2) + "\n").encode("utf-8")
+
+
+def write_keystore(path: Path, keys: Sequence[StoredKey], *, master_key: bytes) -> None:
+    """Seal `keys` and write them to a new file at `path` (mode 0o600).
+
+    Raises FileExistsError if `path` exists, KeyStoreError on any other write failure.
+    """
+    data = _sealed_file(keys, master_key=master_key)
     try:
-        write_new_private_file(path, (json.dumps(envelope, indent=2) + "\n").encode("utf-8"))
+        write_new_private_file(path, data)
     except FileExistsError:
         raise
     except OSError as exc:
         raise KeyStoreError(
             f"cannot write keystore {path}: {exc.strerror or type(exc).__name__}"
+        ) from exc
+
+
+def add_missing_keys(
+    path: Path, *, master_key: bytes, generate: Callable[[str], StoredKey]
+) -> list[StoredKey]:
+    """Add a key, made by `generate(purpose)`, for each generated purpose the keystore lacks.
+
+    The read, the addition and the atomic replacement happen under an exclusive lock on the
+    file, so two processes opening an old keystore at once add one key, not two that overwrite
+    each other. Returns the keys now stored. Raises MasterKeyError and KeyStoreError as
+    `read_keystore` does, and KeyStoreError if the file cannot be replaced.
+    """
+    try:
+        with exclusive_lock(path):
+            keys = read_keystore(path, master_key=master_key)
+            present = {key.purpose for key in keys}
+            missing = [p for p in GENERATED_PURPOSES if p not in present]
+            if not missing:
+                return keys
+            keys = [*keys, *(generate(purpose) for purpose in missing)]
+            replace_private_file(path, _sealed_file(keys, master_key=master_key))
+            return keys
+    except FileNotFoundError:
+        raise KeyStoreError(f"no keystore at {path}; create one first") from None
+    except OSError as exc:
+        raise KeyStoreError(
+            f"cannot update keystore {path}: {exc.strerror or type(exc).__name__}"
         ) from exc
 
 

@@ -7,17 +7,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from keys._b64 import b64url_decode_nopad, b64url_encode_nopad
 from keys._keystore import (
     BLIND_INDEX,
+    CHECKPOINT_SIGNING,
     DATA_ENCRYPTION,
+    GENERATED_PURPOSES,
     PSEUDONYM_ROOT,
-    REQUIRED_PURPOSES,
     TOKEN_SIGNING,
     KeyId,
     StoredKey,
+    add_missing_keys,
     read_keystore,
     rfc3339_utc,
     validate_master_key,
@@ -26,10 +28,13 @@ from keys._keystore import (
 from keys.errors import DecryptionError, KeyStoreError
 from keys.hazmat.primitives import (
     AES_256_KEY_SIZE,
+    ED25519_SEED_SIZE,
     GCM_NONCE_SIZE,
     GCM_TAG_SIZE,
     aes_gcm_decrypt,
     aes_gcm_encrypt,
+    ed25519_private_key_from_seed,
+    ed25519_public_key_raw,
     generate_p256_private_key,
     hkdf_sha256,
     hmac_sha256,
@@ -57,12 +62,14 @@ _KID_PREFIX = {
     BLIND_INDEX: "bix",
     DATA_ENCRYPTION: "dek",
     TOKEN_SIGNING: "tok",
+    CHECKPOINT_SIGNING: "ckp",
 }
 _ALGORITHM = {
     PSEUDONYM_ROOT: "hkdf-hmac-sha256",
     BLIND_INDEX: "hkdf-hmac-sha256",
     DATA_ENCRYPTION: "aes-256-gcm",
     TOKEN_SIGNING: "es256",
+    CHECKPOINT_SIGNING: "ed25519",
 }
 
 
@@ -101,6 +108,19 @@ class KeyRing:
         if signing.kid != _signing_kid(self._signing_key):
             raise KeyStoreError(f"token-signing key id {signing.kid} does not match its key")
         self._signing_kid = signing.kid
+        # Keystores written before checkpoint signing existed have no such key; everything
+        # else still works, and `open_or_create` adds one.
+        self._checkpoint_keys: list[tuple[KeyId, ed25519.Ed25519PrivateKey]] = []
+        for key in self._keys:
+            if key.purpose == CHECKPOINT_SIGNING:
+                try:
+                    private = ed25519_private_key_from_seed(key.secret)
+                except ValueError:
+                    raise KeyStoreError(
+                        f"checkpoint-signing key {key.kid} is not a {ED25519_SEED_SIZE}-byte "
+                        "Ed25519 seed"
+                    ) from None
+                self._checkpoint_keys.append((key.kid, private))
         # Derived keys are cached: HKDF is cheap, but pseudonyms are computed in bulk.
         self._pseudonym_keys: dict[str, bytes] = {}
         self._blind_index_keys: dict[str, bytes] = {}
@@ -117,7 +137,7 @@ class KeyRing:
         if path.exists() or path.is_symlink():
             raise _KeyStoreExistsError(f"keystore {path} already exists; refusing to overwrite it")
         created_at = rfc3339_utc(now if now is not None else datetime.now(UTC))
-        keys = [_generate(purpose, created_at) for purpose in REQUIRED_PURPOSES]
+        keys = [_generate(purpose, created_at) for purpose in GENERATED_PURPOSES]
         try:
             write_keystore(path, keys, master_key=master_key)
         except FileExistsError:
@@ -141,13 +161,22 @@ class KeyRing:
     ) -> KeyRing:
         """Open the keystore at `path`, creating it first if there is none.
 
-        An existing keystore is never replaced, even when `master_key` does not open it.
+        An existing keystore is never replaced, even when `master_key` does not open it; if
+        it lacks a key of a purpose added since it was written (checkpoint signing), that key
+        is generated and added, atomically and under a file lock, and all other keys are kept.
         Raises MasterKeyError and KeyStoreError as `open` and `create` do.
         """
         try:
             return cls.create(path, master_key=master_key, now=now)
         except _KeyStoreExistsError:
-            return cls.open(path, master_key=master_key)
+            ring = cls.open(path, master_key=master_key)
+        if ring._checkpoint_keys:
+            return ring
+        created_at = rfc3339_utc(now if now is not None else datetime.now(UTC))
+        keys = add_missing_keys(
+            path, master_key=master_key, generate=lambda purpose: _generate(purpose, created_at)
+        )
+        return cls(keys)
 
     def pseudonym(self, *, domain: str, value: str) -> str:
         """Return the stable pseudonym of `value` within `domain`.
@@ -258,6 +287,44 @@ class KeyRing:
             "use": "sig",
         }
 
+    @property
+    def has_checkpoint_signing_key(self) -> bool:
+        """Whether this keyring can sign audit checkpoints (older keystores cannot)."""
+        return bool(self._checkpoint_keys)
+
+    @property
+    def checkpoint_signing_kid(self) -> str:
+        """Key id of the Ed25519 checkpoint-signing key: "ckp-v1-" + 8 hex of its public key's
+        SHA-256. Raises KeyStoreError if the keystore has no checkpoint-signing key."""
+        return self._checkpoint_key()[0]
+
+    def checkpoint_signing_private(self) -> ed25519.Ed25519PrivateKey:
+        """The Ed25519 key that signs audit checkpoints, for in-process signing only.
+
+        Raises KeyStoreError if the keystore has no checkpoint-signing key (a keystore written
+        before checkpoints existed; `hub init` adds one).
+        """
+        return self._checkpoint_key()[1]
+
+    def checkpoint_signing_public(self) -> bytes:
+        """The 32-byte (RFC 8032) public key that verifies audit checkpoints.
+
+        Raises KeyStoreError if the keystore has no checkpoint-signing key.
+        """
+        return ed25519_public_key_raw(self._checkpoint_key()[1].public_key())
+
+    def checkpoint_verifying_keys(self) -> list[bytes]:
+        """Every checkpoint public key this keyring holds, newest writer first, so checkpoints
+        signed before a rotation still verify. Empty for a keystore without one."""
+        return [ed25519_public_key_raw(key.public_key()) for _, key in self._checkpoint_keys]
+
+    def _checkpoint_key(self) -> tuple[KeyId, ed25519.Ed25519PrivateKey]:
+        if not self._checkpoint_keys:
+            raise KeyStoreError(
+                f"keystore has no {CHECKPOINT_SIGNING!r} key; run `hub init` to add one"
+            )
+        return self._checkpoint_keys[0]
+
     def key_ids(self) -> list[dict[str, str]]:
         """One entry per key, in keystore order: purpose, kid, version, created_at. No secrets."""
         return [
@@ -283,11 +350,22 @@ def _signing_kid(key: ec.EllipticCurvePrivateKey) -> KeyId:
     return KeyId(f"{_KID_PREFIX[TOKEN_SIGNING]}-{KEY_VERSION}-{fingerprint}")
 
 
+def _checkpoint_kid(seed: bytes) -> KeyId:
+    public = ed25519_public_key_raw(ed25519_private_key_from_seed(seed).public_key())
+    return KeyId(f"{_KID_PREFIX[CHECKPOINT_SIGNING]}-{KEY_VERSION}-{sha256(public).hex()[:8]}")
+
+
 def _generate(purpose: str, created_at: str) -> StoredKey:
     if purpose == TOKEN_SIGNING:
         signing_key = generate_p256_private_key()
         secret = p256_private_key_to_scalar(signing_key)
         kid = _signing_kid(signing_key)
+    elif purpose == CHECKPOINT_SIGNING:
+        # The seed is the RFC 8032 private key. The kid is only a label (unlike the token key's,
+        # it is not checked on open): verifiers identify the key by its signed-note key ID,
+        # which is computed from the public key itself.
+        secret = random_bytes(ED25519_SEED_SIZE)
+        kid = _checkpoint_kid(secret)
     else:
         secret = random_bytes(AES_256_KEY_SIZE if purpose == DATA_ENCRYPTION else _ROOT_SECRET_SIZE)
         # A random suffix: deriving it from the secret would publish a hash of the secret.

@@ -3,9 +3,26 @@
 The files are laid out the way OPA loads a directory, so ``opa test policies/``, an OPA bundle
 built from this folder and the hub's embedded engine all see the same ``data`` tree:
 
-- ``*.rego`` files are policy modules; those named ``*_test.rego`` are Rego unit tests;
+- ``*.rego`` files are policy modules; those named ``*_test.rego`` are Rego unit tests, each
+  beside the module it tests;
 - a file named ``data.json`` is placed in ``data`` by its folder, so
-  ``hub/config/data.json`` becomes ``data.hub.config``.
+  ``hub/config/data.json`` becomes ``data.hub.config`` and
+  ``hub/config/profiles/situation_table/data.json`` becomes
+  ``data.hub.config.profiles.situation_table``.
+
+What is where::
+
+    hub/decision.rego                 package hub.decision: result, allow, membership, profile
+    hub/decision/purpose.rego         the same package: purposes per stage, categories per purpose
+    hub/decision/filters.rego         the four filters: who sees which category at which stage
+    hub/decision/legal_basis.rego     consent, grants, the profile's bases, minors, precedence
+    hub/decision/breakglass.rego      the emergency path
+    hub/config/data.json              the shared vocabulary, hub-wide ceilings and defaults
+    hub/config/profiles/<name>/data.json   one panel profile; a new profile is a new folder
+
+``hub/decision.rego`` sorts before ``hub/decision/...``, so it is loaded first: regorus's
+interpreter, which runs the Rego unit tests, needs the module holding ``allow`` and
+``result`` first in a package split over several modules (OPA does not care).
 
 This package only reads files. It never imports ``hub``: the hub reads the policies, not the
 other way round.

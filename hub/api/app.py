@@ -13,7 +13,7 @@ from hub.api.routes import audit, auth, cases, disclosures, permissions
 from hub.api.state import HubState
 from hub.bootstrap import open_existing
 from hub.config import Settings
-from hub.policy import EmbeddedPolicyEngine
+from hub.policy import EmbeddedPolicyEngine, PolicyEngine, RemoteOpaPolicyEngine
 from hub.services.sources import ConnectorRegistry
 
 
@@ -37,14 +37,24 @@ def create_app(state: HubState) -> FastAPI:
     return app
 
 
+def policy_engine(settings: Settings) -> PolicyEngine:
+    """The embedded engine, compiled once; or a remote OPA server when `HUB_OPA_URL` is set."""
+    if settings.opa_url:
+        token = settings.opa_token.get_secret_value() if settings.opa_token else None
+        return RemoteOpaPolicyEngine.from_url(
+            settings.opa_url, timeout=settings.opa_timeout_seconds, token=token
+        )
+    return EmbeddedPolicyEngine.from_policies(timeout=settings.policy_timeout_seconds)
+
+
 def state_from_settings(settings: Settings) -> HubState:
-    """Open the hub's stores and compile the policy once."""
+    """Open the hub's stores and prepare the policy decision point once."""
     opened = open_existing(settings)
     return HubState(
         settings=settings,
         engine=opened.engine,
         keyring=opened.keyring,
-        policy=EmbeddedPolicyEngine.from_policies(timeout=settings.policy_timeout_seconds),
+        policy=policy_engine(settings),
         connectors=ConnectorRegistry(),
     )
 

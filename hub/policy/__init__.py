@@ -7,6 +7,7 @@ needed; any :class:`PolicyEngineError` from ``decide`` means deny.
 
 from __future__ import annotations
 
+from hub.policy.bundle import BundleError, BundleInfo, build_bundle, verify_bundle
 from hub.policy.engine import (
     EmbeddedPolicyEngine,
     PolicyEngine,
@@ -23,8 +24,12 @@ from hub.policy.models import (
     RequestInput,
 )
 from hub.policy.rego_tests import RegoTestResult, discover_rego_tests, run_rego_tests
+from hub.policy.remote import RemoteOpaPolicyEngine
+from hub.policy.sources import PolicySet, PolicySourceError
 
 __all__ = [
+    "BundleError",
+    "BundleInfo",
     "CaseInput",
     "ConsentInput",
     "EmbeddedPolicyEngine",
@@ -33,10 +38,15 @@ __all__ = [
     "PolicyEngine",
     "PolicyEngineError",
     "PolicyInput",
+    "PolicySet",
+    "PolicySourceError",
     "Reason",
     "RegoTestResult",
+    "RemoteOpaPolicyEngine",
     "RequestInput",
     "RequesterInput",
+    "build_bundle",
     "discover_rego_tests",
     "run_rego_tests",
+    "verify_bundle",
 ]

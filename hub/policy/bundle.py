@@ -58,7 +58,7 @@ _STRUCTURED = frozenset({_DATA_FILE, MANIFEST})
 _HASH_ALGORITHM = "SHA-256"
 _MAX_FILE_BYTES = 8 << 20
 _MAX_TOTAL_BYTES = 32 << 20
-_MAX_FILES = 1000
+_MAX_ENTRIES = 1000
 _PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)\s*$", re.MULTILINE)
 
 
@@ -106,12 +106,13 @@ def build_bundle(
     files = {MANIFEST: json.dumps(manifest, sort_keys=True).encode("utf-8")}
     files.update(policy_set.data_files)
     files.update(policy_set.module_files)
+    info = _info(files, signed=signing_key_pem is not None)
     if signing_key_pem is not None:
         if not key_id:
             raise BundleError("a signed bundle needs a key id")
         files[SIGNATURES] = _signatures(files, signing_key_pem, key_id)
     _write_tarball(out, files)
-    return _info(files, signed=signing_key_pem is not None)
+    return info
 
 
 def verify_bundle(
@@ -298,7 +299,9 @@ def _listed_files(entries: Any) -> dict[str, tuple[str, str]]:
             isinstance(entry, dict)
             and all(isinstance(entry.get(field), str) for field in ("name", "hash", "algorithm"))
         ):
-            raise BundleError("the bundle signature has a file entry without name, hash or algorithm")
+            raise BundleError(
+                "the bundle signature has a file entry without name, hash or algorithm"
+            )
         if entry["name"] in listed:
             raise BundleError(f"the bundle signature lists {entry['name']!r} twice")
         listed[entry["name"]] = (entry["algorithm"], entry["hash"])
@@ -371,7 +374,9 @@ def _read_tarball(path: Path) -> dict[str, bytes]:
     total = 0
     try:
         with tarfile.open(path, mode="r:gz") as tar:
-            for member in tar:
+            for entries, member in enumerate(tar, start=1):
+                if entries > _MAX_ENTRIES:
+                    raise BundleError("the bundle has more entries than a policy bundle may have")
                 if member.isdir():
                     continue
                 name = _member_name(member.name)
@@ -380,9 +385,7 @@ def _read_tarball(path: Path) -> dict[str, bytes]:
                 if name in files:
                     raise BundleError(f"the bundle holds {name!r} twice")
                 total += member.size
-                if len(files) >= _MAX_FILES or member.size > _MAX_FILE_BYTES:
-                    raise BundleError("the bundle is larger than a policy bundle may be")
-                if total > _MAX_TOTAL_BYTES:
+                if member.size > _MAX_FILE_BYTES or total > _MAX_TOTAL_BYTES:
                     raise BundleError("the bundle is larger than a policy bundle may be")
                 extracted = tar.extractfile(member)
                 if extracted is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, Self
 
@@ -16,17 +17,18 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 import policies
-from hub.policy._worker import OwnerThread, WorkerCallFailed, WorkerClosed
+from hub.policy._worker import ThreadBound, ThreadBoundFailed
 from hub.policy.models import PolicyDecision, PolicyInput
 
 DECISION_RULE = "data.hub.decision.result"
 """The one document the hub evaluates."""
 
 DEFAULT_TIMEOUT = 2.0
-"""Seconds a decision may take, queueing included, before it counts as failed."""
+"""Seconds a decision may take before its answer is thrown away and it counts as failed."""
 
-_START_TIMEOUT = 30.0
-"""Seconds loading and compiling the policies may take."""
+_UNDEFINED = '"<undefined>"'
+# How regorus's VM writes an undefined result. It also answers this, rather than raising, where
+# an evaluation error or a conflict between rule values leaves the document undefined.
 
 
 class PolicyEngineError(Exception):
@@ -58,34 +60,46 @@ class PolicyEngine(Protocol):
         ...
 
 
-def _load(modules: Sequence[tuple[str, str]], data: Mapping[str, Any]) -> regorus.Engine:
-    engine = regorus.Engine()
-    for path, text in modules:
-        engine.add_policy(path, text)
-    engine.add_data_json(json.dumps(data))
-    return engine
+def _compile(modules: Sequence[tuple[str, str]], data_json: str, rule: str) -> bytes:
+    # The compiled program is thread-bound like everything regorus makes, so it is compiled
+    # once here and kept as its serialised bytes, which any thread can load.
+    program = regorus.Program.compile_from_modules(data_json, list(modules), [rule])
+    binary: bytes = program.serialize_binary()
+    return binary
 
 
-class _Evaluate:
-    """One evaluation, run on the engine's own thread."""
+class _ProgramLoader:
+    """Makes one VM with the compiled program and data, on the thread that calls it."""
 
-    def __init__(self, rule: str, input_json: str) -> None:
-        self.rule = rule
-        self.input_json = input_json
+    def __init__(self, binary: bytes, data_json: str) -> None:
+        self.binary = binary
+        self.data_json = data_json
 
-    def __call__(self, engine: regorus.Engine) -> Any:
-        engine.set_input_json(self.input_json)
-        return engine.eval_rule(self.rule)
+    def __call__(self) -> Any:
+        program, _partial = regorus.Program.deserialize_binary(self.binary)
+        vm = regorus.Rvm()
+        vm.load_program(program)
+        vm.set_data_json(self.data_json)
+        return vm
+
+
+def _execute(vm: Any, input_json: str) -> str:
+    """One evaluation on the calling thread's VM: the result document as JSON text."""
+    vm.set_input_json(input_json)
+    result: str = vm.execute()
+    return result
 
 
 class EmbeddedPolicyEngine:
-    """Evaluates the Rego policies in-process with regorus.
+    """Evaluates the Rego policies in-process with regorus's compiled VM.
 
-    The regorus engine is bound to the thread that created it, so it lives on one dedicated
-    worker thread: the policies are parsed and checked once there, and each ``decide()``, from
-    any thread, queues one evaluation on it and waits at most ``timeout`` seconds. The worker
-    runs one evaluation at a time (about a tenth of a millisecond each), which is simpler and
-    safer than a pool of engines and fast enough for a hub.
+    The policies are compiled once, when the engine is made. regorus's objects are bound to
+    the thread that made them (using one from another thread is a Rust panic), so each thread
+    that calls ``decide()`` gets its own VM, loaded from the compiled program the first time
+    it asks, and evaluates on it directly: no hand-off to another thread, whose wake-ups
+    would cost more than the evaluation. Each VM is used and dropped only on its own thread
+    (see :mod:`hub.policy._worker`). An evaluation cannot be interrupted; one that takes
+    longer than ``timeout`` has its answer thrown away and fails closed.
 
     Use ``from_policies()`` for the shipped policies; the constructor takes any modules and
     data, which the tests use to inject a broken policy.
@@ -100,27 +114,31 @@ class EmbeddedPolicyEngine:
         rule: str = DECISION_RULE,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        """Load and check the policies on a new worker thread.
+        """Compile and check the policies.
 
         Raises:
             ValueError: ``timeout`` is not a positive number of seconds.
-            PolicyEngineError: the policies do not load, or do not evaluate on an empty input.
+            PolicyEngineError: the policies do not compile, or do not evaluate on an empty
+                input to a deny.
         """
         if not (math.isfinite(timeout) and timeout > 0):
             raise ValueError("timeout must be a positive number of seconds")
         self.revision = revision
         self.timeout = timeout
         self._rule = rule
-        modules = [(path, text) for path, text in modules]
-        data = json.loads(json.dumps(data))
+        modules = [(str(path), str(text)) for path, text in modules]
         try:
-            self._worker: OwnerThread[regorus.Engine] = OwnerThread(
-                lambda: _load(modules, data), name="regorus-policy", start_timeout=_START_TIMEOUT
-            )
-        except WorkerCallFailed as exc:
-            raise PolicyEngineError(f"the policies failed to load ({exc.type_name})") from None
-        except TimeoutError:
-            raise PolicyEngineError("the policies took too long to load") from None
+            data_json = json.dumps(data, allow_nan=False)
+        except (TypeError, ValueError):
+            raise PolicyEngineError("the policy data is not JSON-serialisable") from None
+        try:
+            binary = _compile(modules, data_json, rule)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            # A Rust panic arrives as a BaseException; its message may quote the policy.
+            raise PolicyEngineError(f"the policies failed to load ({type(exc).__name__})") from None
+        self._vms: ThreadBound[Any] = ThreadBound(_ProgramLoader(binary, data_json))
         try:
             self._check_startup()
         except PolicyEngineError:
@@ -150,7 +168,7 @@ class EmbeddedPolicyEngine:
             PolicyEngineError: the engine is closed, raised, took longer than ``timeout``,
                 left the result undefined, or answered in the wrong shape.
         """
-        return self.decide_document(policy_input.to_json_dict())
+        return self._decide_json(policy_input.model_dump_json(), timeout=self.timeout)
 
     def decide_document(self, document: Mapping[str, Any]) -> PolicyDecision:
         """Decide on a raw input document, e.g. one replayed from the audit log.
@@ -163,14 +181,13 @@ class EmbeddedPolicyEngine:
         """
         try:
             input_json = json.dumps(document, allow_nan=False)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             raise PolicyEngineError("the policy input is not JSON-serialisable") from None
-        raw = self._call(_Evaluate(self._rule, input_json), timeout=self.timeout, what="evaluation")
-        return self._to_decision(raw)
+        return self._decide_json(input_json, timeout=self.timeout)
 
     def close(self) -> None:
-        """Stop the worker thread once queued decisions finish; safe to call twice."""
-        self._worker.close(timeout=self.timeout)
+        """Refuse further decisions and let each thread drop its VM; safe to call twice."""
+        self._vms.close()
 
     def __enter__(self) -> Self:
         return self
@@ -179,39 +196,43 @@ class EmbeddedPolicyEngine:
         self.close()
 
     def _check_startup(self) -> None:
-        # regorus resolves rules lazily, so evaluate once with an empty input: errors in the
-        # policies then show when the engine starts, not on the first real request, and a
-        # policy that allows an empty input is refused outright.
-        raw = self._call(_Evaluate(self._rule, "{}"), timeout=_START_TIMEOUT, what="startup check")
-        if self._to_decision(raw).allow:
+        # Evaluate once with an empty input, so that errors show when the engine starts, not
+        # on the first real request, and a policy that allows an empty input is refused.
+        if self._decide_json("{}", timeout=math.inf, what="startup check").allow:
             raise PolicyEngineError("the policy allows an empty input")
 
-    def _call(self, call: _Evaluate, *, timeout: float, what: str) -> Any:
+    def _decide_json(
+        self, input_json: str, *, timeout: float, what: str = "evaluation"
+    ) -> PolicyDecision:
+        started = time.perf_counter()
         try:
-            future = self._worker.submit(call)
-        except WorkerClosed:
-            raise PolicyEngineError("the policy engine is closed") from None
-        try:
-            return future.result(timeout=timeout)
-        except TimeoutError:
-            # The worker cannot interrupt an evaluation that has started; cancel() at least
-            # drops this one if it is still queued, so a backlog does not grow.
-            future.cancel()
-            raise PolicyEngineError(f"policy {what} took longer than {timeout} s") from None
-        except WorkerCallFailed as exc:
+            raw = self._vms.call(_execute, input_json)
+        except ThreadBoundFailed as exc:
+            if exc.closed:
+                raise PolicyEngineError("the policy engine is closed") from None
             raise PolicyEngineError(f"policy {what} raised {exc.type_name}") from None
+        if time.perf_counter() - started > timeout:
+            raise PolicyEngineError(f"policy {what} took longer than {timeout} s")
+        return self._to_decision(raw)
 
-    def _to_decision(self, raw: Any) -> PolicyDecision:
-        if raw is None:
+    def _to_decision(self, raw_json: str) -> PolicyDecision:
+        if not isinstance(raw_json, str):
+            raise PolicyEngineError(f"policy result {self._rule} is not JSON text")
+        if raw_json == _UNDEFINED:
             raise PolicyEngineError(f"policy result {self._rule} is undefined")
+        try:
+            raw = json.loads(raw_json)
+        except ValueError:
+            raise PolicyEngineError(f"policy result {self._rule} is not valid JSON") from None
         if not isinstance(raw, dict):
             raise PolicyEngineError(
                 f"policy result {self._rule} is a {type(raw).__name__}, not an object"
             )
         if "revision" in raw:
             raise PolicyEngineError("policy result must not set the revision")
+        raw["revision"] = self.revision
         try:
-            return PolicyDecision.model_validate({**raw, "revision": self.revision})
+            return PolicyDecision.model_validate(raw)
         except ValidationError as exc:
             # Name the fields and the rules they broke, never the values: a reason message in
             # the output could quote anything.

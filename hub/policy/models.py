@@ -17,8 +17,10 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
+    Field,
     PlainSerializer,
     StrictBool,
+    StrictInt,
     StrictStr,
     model_validator,
 )
@@ -41,6 +43,7 @@ UtcDatetime = Annotated[
 
 
 class _InputModel(BaseModel):
+    # Every field that can change a decision is required: no silent defaults.
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -51,8 +54,8 @@ class RequesterInput(_InputModel):
     agency_kind: str
     client: str
     user: str | None = None
-    roles: list[str] = []
-    panels: list[str] = []
+    roles: list[str]
+    panels: list[str]
     """The panels the requesting agency is a member of."""
 
 
@@ -61,10 +64,16 @@ class CaseInput(_InputModel):
 
     id: str
     panel: str
+    profile: str
+    """The panel's profile (``data.hub.config.profiles``); an unknown one denies."""
     stage: str
-    lead_agency: str | None = None
-    designated_agencies: list[str] = []
-    subject_is_minor: bool
+    lead_agency: str | None
+    designated_agencies: list[str]
+    subject_is_minor: StrictBool
+    """Under 18 (the hub-wide reading, kept for the audit log and the case workflow)."""
+    subject_age: Annotated[StrictInt, Field(ge=0)] | None
+    """Whole years on the decision day; None when unknown, which the policy treats as under
+    the profile's age of consent (the safer reading)."""
 
 
 class RequestInput(_InputModel):
@@ -72,19 +81,26 @@ class RequestInput(_InputModel):
 
     purpose: str
     categories: list[str]
-    justification: str = ""
-    break_glass: bool = False
+    justification: str
+    break_glass: StrictBool
+    break_glass_since: UtcDatetime | None
+    """When this agency's break-glass window on the case opened; None if it never did (a
+    break-glass request then opens it now). Only set on break-glass requests."""
 
 
 class ConsentInput(_InputModel):
     """One consent record in scope of the case; ``valid_until`` None means open-ended."""
 
     id: str
+    given_by: str
+    """subject, parent, guardian or representative."""
+    explicit: StrictBool
+    """Explicit consent, the only kind that covers a special category (health)."""
     recipients: list[str]
     purposes: list[str]
     categories: list[str]
     valid_from: UtcDatetime
-    valid_until: UtcDatetime | None = None
+    valid_until: UtcDatetime | None
     state: str
 
 
@@ -107,8 +123,8 @@ class PolicyInput(_InputModel):
     requester: RequesterInput
     case: CaseInput
     request: RequestInput
-    consents: list[ConsentInput] = []
-    grants: list[GrantInput] = []
+    consents: list[ConsentInput]
+    grants: list[GrantInput]
     now: UtcDatetime
 
     def to_json_dict(self) -> dict[str, Any]:

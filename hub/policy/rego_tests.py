@@ -3,6 +3,12 @@
 regorus has no test runner of its own, so this is a small one with OPA's rules: a test is a
 rule whose name starts with ``test_``, and it passes when it evaluates to ``true``; undefined,
 any other value or an evaluation error fails it.
+
+The tests run in regorus's interpreter (the hub decides with regorus's compiled VM; the
+conformance tests tie that to OPA). Modules are loaded in the order given: when a package is
+split over several modules, the interpreter evaluates it correctly under ``with`` only if the
+module holding the package's top rules comes first, which ``policies.policy_modules()``
+ensures by path order.
 """
 
 from __future__ import annotations

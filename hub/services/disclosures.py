@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, select
@@ -24,13 +24,12 @@ from hub.config import Settings
 from hub.errors import Forbidden, NotFound, PolicyDenied
 from hub.policy import PolicyDecision, PolicyEngine, PolicyEngineError, PolicyInput, Reason
 from hub.schemas import DisclosedRecord, DisclosureCreate, DisclosurePublic, SourcePublic
-from hub.services import audit, breakglass, decisions, subjects
+from hub.services import audit, audit_checkpoints, breakglass, decisions, receipts, subjects
 from hub.services.consents import active_consents
 from hub.services.grants import active_grants
 from hub.services.principals import Principal
-from hub.services.receipts import sign_receipt
 from hub.services.sources import ConnectorRegistry
-from hub.storage.models import Agency, Case, PanelMembership, Subject
+from hub.storage.models import Agency, Case, Panel, PanelMembership, Subject
 from keys import KeyRing
 
 ADULT_AGE = 18
@@ -51,10 +50,6 @@ def _rfc3339(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _is_minor(keyring: KeyRing, subject: Subject, *, today: date) -> bool:
-    return subjects.identity_of(keyring, subject).age_on(today) < ADULT_AGE
-
-
 def build_policy_input(
     *, deps: Deps, principal: Principal, case: Case, request: DisclosureCreate, now: datetime
 ) -> PolicyInput:
@@ -62,11 +57,22 @@ def build_policy_input(
     session, keyring = deps.session, deps.keyring
     agency = session.get(Agency, principal.agency_id)
     subject = session.get(Subject, case.subject_id)
-    if agency is None or subject is None:
+    panel = session.get(Panel, case.panel_id)
+    if agency is None or subject is None or panel is None:
         raise NotFound("case not found")
+    # Decrypted once: the policy gets the age in whole years (compared with the panel
+    # profile's age of consent) and the hub-wide minor flag, never the date of birth.
+    subject_age = subjects.identity_of(keyring, subject).age_on(now.date())
+    break_glass_since = (
+        breakglass.opened_at(session=session, case_id=case.id, agency_id=principal.agency_id)
+        if request.break_glass
+        else None
+    )
     consents = [
         {
             "id": c.id,
+            "given_by": c.given_by,
+            "explicit": c.explicit,
             "recipients": list(c.recipients),
             "purposes": list(c.purposes),
             "categories": list(c.categories),
@@ -102,16 +108,21 @@ def build_policy_input(
             "case": {
                 "id": case.id,
                 "panel": case.panel_id,
+                "profile": panel.profile,
                 "stage": case.stage,
                 "lead_agency": case.lead_agency,
                 "designated_agencies": list(case.designated_agencies),
-                "subject_is_minor": _is_minor(keyring, subject, today=now.date()),
+                "subject_is_minor": subject_age < ADULT_AGE,
+                "subject_age": subject_age,
             },
             "request": {
                 "purpose": request.purpose,
                 "categories": list(request.categories),
                 "justification": request.justification or "",
                 "break_glass": request.break_glass,
+                "break_glass_since": (
+                    _rfc3339(break_glass_since) if break_glass_since is not None else None
+                ),
             },
             "consents": consents,
             "grants": grants,
@@ -305,16 +316,12 @@ def request_disclosure(
         )
     entry = audit.append(session=session, kind="disclosure", body=body, now=now)
     audit.commit(session=session)
-    receipt = sign_receipt(
-        keyring=keyring,
-        issuer=deps.settings.public_url,
-        claims={
-            "decision_id": decision_id,
-            "audit_index": entry.seq,
-            "entry_hash": entry.entry_hash,
-            "payload_digest": payload_digest,
-            "requester": principal.agency_id,
-        },
+    receipt = receipts.issue(
+        session=session,
+        signer=audit_checkpoints.signer_for(keyring=keyring, settings=deps.settings),
+        entry=entry,
+        decision_id=decision_id,
+        payload_digest=payload_digest,
         now=now,
     )
     return DisclosurePublic(

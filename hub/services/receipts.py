@@ -1,22 +1,57 @@
-"""Signed receipts: the requester's proof that its disclosure is on the audit log."""
+"""Receipts: the requester's proof that its disclosure is on the audit log.
+
+A receipt carries the entry's leaf index and hash, the hub's signed statement binding them to
+the decision and the payload digest, a signed checkpoint whose tree includes the leaf, and the
+inclusion proof into that tree. `hub.audit.verifier.verify_receipt` checks it offline with
+nothing but the log's public key (`GET /v1/audit/key`).
+"""
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
-from typing import Any
 
-from jose import jwt
+from sqlmodel import Session
 
-from keys import KeyRing
+from hub.audit.notes import CheckpointSigner
+from hub.audit.public import ReceiptPublic
+from hub.audit.verifier import RECEIPT_VERSION, leaf_hash
+from hub.services import audit, audit_checkpoints, audit_tree
+from hub.storage.models import AuditEntry
 
 
-def sign_receipt(*, keyring: KeyRing, issuer: str, claims: dict[str, Any], now: datetime) -> str:
-    """A compact ES256 JWS over the receipt claims, verifiable with `/.well-known/jwks.json`."""
-    body = {"iss": issuer, "iat": int(now.timestamp()), **claims}
-    token: str = jwt.encode(
-        body,
-        keyring.token_signing_private_pem().decode(),
-        algorithm="ES256",
-        headers={"kid": keyring.token_signing_kid, "typ": "receipt+jwt"},
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def issue(
+    *,
+    session: Session,
+    signer: CheckpointSigner,
+    entry: AuditEntry,
+    decision_id: str,
+    payload_digest: str,
+    now: datetime,
+) -> ReceiptPublic:
+    """The receipt of a committed entry. Uses the first checkpoint covering it, or signs (and
+    commits) a checkpoint of the log as it stands.
+
+    Raises AuditUnavailable if no checkpoint can be made, VerificationError if the stored tree
+    is damaged.
+    """
+    index = entry.seq - 1
+    leaf = leaf_hash(audit.entry_data(entry))
+    checkpoint = audit_checkpoints.covering(session=session, signer=signer, index=index, now=now)
+    proof = audit_tree.inclusion_proof(session, index=index, tree_size=checkpoint.tree_size)
+    return ReceiptPublic(
+        version=RECEIPT_VERSION,
+        index=index,
+        leaf_hash=_b64(leaf),
+        decision_id=decision_id,
+        payload_digest=payload_digest,
+        statement=signer.receipt_statement(
+            index=index, leaf=leaf, decision_id=decision_id, payload_digest=payload_digest
+        ),
+        checkpoint=checkpoint.note,
+        inclusion_proof=[_b64(value) for value in proof],
     )
-    return token

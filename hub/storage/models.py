@@ -182,6 +182,49 @@ class AuditEntry(SQLModel, table=True):
     entry_hash: str = Field(max_length=64)
 
 
+class AuditNode(SQLModel, table=True):
+    """The hash of one complete subtree of the audit log's RFC 9162 Merkle tree.
+
+    Node (level, idx) covers leaves [idx * 2**level, (idx + 1) * 2**level); level 0 holds the
+    leaf hashes (leaf i is entry seq i + 1). A node is written once, in the transaction that
+    appends its last leaf (tree size `complete_at`), so any root or proof reads O(log n) rows.
+    Like `audit_entry`, the database refuses to update or delete these rows.
+    """
+
+    __tablename__ = "audit_node"
+
+    level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    digest: str = Field(max_length=64)
+    complete_at: int = Field(index=True)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed checkpoint (C2SP tlog-checkpoint note) of the log at `tree_size`; all kept."""
+
+    __tablename__ = "audit_checkpoint"
+
+    tree_size: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    root_hash: str = Field(max_length=64)
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    made_at: datetime = _utc()
+
+
+class AuditHead(SQLModel, table=True):
+    """The log's append cursor: one row (id 1) with the size and the last chain link.
+
+    Every append updates it first, which takes the database's write lock (SQLite) or the row
+    lock (PostgreSQL) before the head is read, so appends stay in one line across workers.
+    It is a cache, never trusted: `hub audit verify` recomputes everything from the entries.
+    """
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    size: int
+    chain_hash: str = Field(max_length=64)
+
+
 class BreakGlass(SQLModel, table=True):
     """An agency's emergency access on a case: opened by its first break-glass request,
     it lasts at most as long as the policy allows and is always queued for DPO review."""

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from keys.hazmat.primitives import (
     AES_256_KEY_SIZE,
+    ED25519_SEED_SIZE,
     GCM_NONCE_SIZE,
     GCM_TAG_SIZE,
     P256_SCALAR_SIZE,
     aes_gcm_decrypt,
     aes_gcm_encrypt,
+    ed25519_private_key_from_seed,
+    ed25519_public_key_raw,
     generate_p256_private_key,
     hkdf_sha256,
     hmac_sha256,
@@ -26,11 +29,14 @@ from keys.hazmat.primitives import (
 
 __all__ = [
     "AES_256_KEY_SIZE",
+    "ED25519_SEED_SIZE",
     "GCM_NONCE_SIZE",
     "GCM_TAG_SIZE",
     "P256_SCALAR_SIZE",
     "aes_gcm_decrypt",
     "aes_gcm_encrypt",
+    "ed25519_private_key_from_seed",
+    "ed25519_public_key_raw",
     "generate_p256_private_key",
     "hkdf_sha256",
     "hmac_sha256",

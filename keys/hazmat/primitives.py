@@ -12,7 +12,7 @@ import secrets
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives import hmac as crypto_hmac
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -22,6 +22,7 @@ AES_256_KEY_SIZE = 32
 GCM_NONCE_SIZE = 12
 GCM_TAG_SIZE = 16
 P256_SCALAR_SIZE = 32
+ED25519_SEED_SIZE = 32
 
 
 def random_bytes(size: int) -> bytes:
@@ -113,4 +114,21 @@ def p256_public_point(key: ec.EllipticCurvePublicKey) -> tuple[bytes, bytes]:
     return (
         numbers.x.to_bytes(P256_SCALAR_SIZE, "big"),
         numbers.y.to_bytes(P256_SCALAR_SIZE, "big"),
+    )
+
+
+def ed25519_private_key_from_seed(seed: bytes) -> ed25519.Ed25519PrivateKey:
+    """Rebuild an Ed25519 private key from its 32-byte seed (RFC 8032 private key).
+
+    Raises ValueError if the seed is not 32 bytes.
+    """
+    if len(seed) != ED25519_SEED_SIZE:
+        raise ValueError(f"Ed25519 seed must be {ED25519_SEED_SIZE} bytes, got {len(seed)}")
+    return ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def ed25519_public_key_raw(key: ed25519.Ed25519PublicKey) -> bytes:
+    """Return the 32-byte RFC 8032 encoding of an Ed25519 public key."""
+    return key.public_bytes(
+        encoding=serialization.Encoding.Raw, format=serialization.PublicFormat.Raw
     )

@@ -87,3 +87,12 @@ def disclose(hub: Hub, case_id: str, *, agency: str = SCHOOL, **body: Any) -> An
 
 def later(hub: Hub, delta: timedelta) -> None:
     hub.now[0] = hub.now[0] + delta
+
+
+def use_hub_env(hub: Hub, monkeypatch: Any) -> None:
+    """Point the `hub` command line at this test's hub."""
+    settings = hub.settings
+    assert settings.master_key is not None
+    monkeypatch.setenv("HUB_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("HUB_DATABASE_URL", str(settings.database_url))
+    monkeypatch.setenv("HUB_MASTER_KEY", settings.master_key.get_secret_value())

@@ -1,4 +1,5 @@
-"""`hub audit verify` finds an edited, deleted or reordered audit row and names it."""
+"""`hub audit verify` finds an edited, deleted or reordered audit row and names it; the
+database itself refuses such edits until an operator drops its triggers."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
-from hub.cli import app
+from hub.cli_audit import audit_app
 from tests.api.conftest import Hub
 from tests.api.flows import case_in_assessment, disclose, record_consent
+from tests.audit.tampering import tamper
 
 
 def run_verify(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
@@ -19,7 +22,7 @@ def run_verify(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
     monkeypatch.setenv("HUB_DATABASE_URL", str(settings.database_url))
     assert settings.master_key is not None
     monkeypatch.setenv("HUB_MASTER_KEY", settings.master_key.get_secret_value())
-    result = CliRunner().invoke(app, ["audit", "verify"])
+    result = CliRunner().invoke(audit_app, ["verify"])
     return result.exit_code, result.output
 
 
@@ -32,16 +35,11 @@ def busy_hub(hub: Hub) -> Hub:
     return hub
 
 
-def tamper(hub: Hub, statements: str) -> None:
-    with hub.state.engine.begin() as conn:
-        for statement in statements.split(";"):
-            conn.execute(text(statement))
-
-
 def test_untouched_log_verifies(busy_hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
     code, output = run_verify(busy_hub, monkeypatch)
     assert code == 0, output
     assert "audit log verifies" in output
+    assert "signatures verified" in output
 
 
 TAMPERING: dict[str, tuple[Callable[[int], str], str]] = {
@@ -73,9 +71,28 @@ def test_tampering_is_found_and_named(
     statement, expected = TAMPERING[how]
     if how == "reordered":
         target -= 1
-    tamper(busy_hub, statement(target))
+    tamper(busy_hub.state.engine, statement(target))
 
     code, output = run_verify(busy_hub, monkeypatch)
 
     assert code == 1
-    assert expected.format(n=target) in output
+    assert f"audit log does not verify: {expected.format(n=target)}" in output
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_entry SET body = replace(body, 'allow', 'deny') WHERE seq = 2",
+        "DELETE FROM audit_entry WHERE seq = 2",
+    ],
+    ids=["update", "delete"],
+)
+def test_the_database_refuses_to_change_the_log(
+    busy_hub: Hub, monkeypatch: pytest.MonkeyPatch, statement: str
+) -> None:
+    with pytest.raises(DBAPIError, match="audit_entry is append-only"):
+        with busy_hub.state.engine.begin() as conn:
+            conn.execute(text(statement))
+
+    code, output = run_verify(busy_hub, monkeypatch)
+    assert code == 0, output

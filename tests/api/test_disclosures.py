@@ -117,18 +117,23 @@ def test_disclosure_is_logged_before_the_answer_with_its_digest(hub: Hub) -> Non
 
 
 def test_receipt_is_signed_by_the_hub_and_names_the_entry(hub: Hub) -> None:
-    from jose import jwt
+    from hub.audit.verifier import VerifierKey, entry_bytes, leaf_hash, verify_receipt
 
     case_id = case_in_assessment(hub)
     record_consent(hub, case_id)
     body = disclose(hub, case_id).json()
-    jwks = hub.client.get("/.well-known/jwks.json").json()
+    key = VerifierKey.from_text(hub.client.get("/v1/audit/key").text)
 
-    claims = jwt.decode(body["receipt"], jwks, algorithms=["ES256"])
+    receipt = verify_receipt(body["receipt"], key=key)
 
-    assert claims["decision_id"] == body["decision_id"]
-    assert claims["audit_index"] == body["audit_index"]
-    assert claims["entry_hash"] == entries(hub)[-1].entry_hash
+    logged = entries(hub)[-1]
+    assert receipt.decision_id == body["decision_id"]
+    assert receipt.index == body["audit_index"] - 1 == logged.seq - 1
+    assert receipt.payload_digest == json.loads(logged.body)["payload_digest"]
+    assert receipt.leaf_hash == leaf_hash(
+        entry_bytes(seq=logged.seq, kind=logged.kind, at=audit.rfc3339(logged.at), body=logged.body)
+    )
+    assert receipt.checkpoint.tree_size >= logged.seq
 
 
 def test_non_member_agency_is_denied_and_told_nothing(hub: Hub) -> None:

@@ -218,13 +218,14 @@ def test_key_ids_list_every_key_without_secrets(keystore_path: Path, master_key:
         "blind-index",
         "data-encryption",
         "token-signing",
+        "checkpoint-signing",
     ]
     for entry in listed:
         assert set(entry) == {"purpose", "kid", "version", "created_at"}
         assert entry["version"] == "v1"
         assert entry["created_at"] == "2024-05-01T12:00:00Z"
-        assert re.fullmatch(r"(psn|bix|dek|tok)-v1-[0-9a-f]{8}", entry["kid"])
-    assert len({k["kid"] for k in listed}) == 4
+        assert re.fullmatch(r"(psn|bix|dek|tok|ckp)-v1-[0-9a-f]{8}", entry["kid"])
+    assert len({k["kid"] for k in listed}) == 5
     listing = repr(listed)
     for stored in unseal(keystore_path, master_key)["keys"]:
         assert stored["secret"] not in listing

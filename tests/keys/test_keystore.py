@@ -75,7 +75,7 @@ def test_keystore_file_holds_no_key_material_in_clear(
 ) -> None:
     on_disk = keystore_path.read_bytes()
     secrets = [base64.b64decode(k["secret"]) for k in unseal(keystore_path, master_key)["keys"]]
-    assert len(secrets) == 4
+    assert len(secrets) == 5
     for secret in secrets:
         for form in (
             secret,
@@ -225,7 +225,7 @@ def _valid_keys(path: Path, master_key: bytes) -> list[dict[str, str]]:
     [
         (lambda keys: {"keys": "none"}, "sealed body has no key list"),
         (lambda keys: [keys], "sealed body has no key list"),
-        (lambda keys: {"keys": [*keys, 7]}, "key 4 is not an object"),
+        (lambda keys: {"keys": [*keys, 7]}, "key 5 is not an object"),
         (lambda keys: {"keys": [{**keys[0], "kid": None}]}, "key 0 field 'kid' is missing"),
         (lambda keys: {"keys": [{**keys[0], "secret": "%%"}]}, "key 0 field secret is not base64"),
         (lambda keys: {"keys": [*keys, keys[0]]}, "duplicate key id"),
@@ -269,10 +269,10 @@ def test_open_of_a_malformed_sealed_body_fails(
 def test_open_ignores_keys_of_purposes_it_does_not_know(
     ring: KeyRing, keystore_path: Path, master_key: bytes
 ) -> None:
-    # A later build may add purposes (e.g. checkpoint signing); this build must still read the file.
+    # A later build may add purposes (as checkpoint signing was); this build must still read it.
     keys = _valid_keys(keystore_path, master_key)
-    extra = {**keys[0], "purpose": "checkpoint-signing", "kid": "ckp-v1-00000000"}
+    extra = {**keys[0], "purpose": "witness-cosigning", "kid": "wit-v1-00000000"}
     _reseal(keystore_path, master_key, {"keys": [*keys, extra]})
     again = KeyRing.open(keystore_path, master_key=master_key)
     assert again.pseudonym(domain="d", value="v") == ring.pseudonym(domain="d", value="v")
-    assert len(again.key_ids()) == 5
+    assert len(again.key_ids()) == 6

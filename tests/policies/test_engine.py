@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ import policies
 from hub.policy import EmbeddedPolicyEngine, PolicyDecision, PolicyEngineError, PolicyInput
 from hub.policy import engine as engine_module
 from tests.policies.conftest import MakeInput
-from tests.policies.inputs import CONSENT, GRANT, NOW, base_document, merge
+from tests.policies.inputs import BREAK_GLASS, CONSENT, GRANT, NOW, base_document, merge, without
 
 SECRET = "SECRET-PERSON-DATA"
 
@@ -59,14 +60,41 @@ def test_allow_with_grant(engine: EmbeddedPolicyEngine, make_input: MakeInput) -
     ]
 
 
-def test_allow_with_consent_and_grant(engine: EmbeddedPolicyEngine, make_input: MakeInput) -> None:
+def test_consent_and_grant_each_covering_part_is_mixed(
+    engine: EmbeddedPolicyEngine, make_input: MakeInput
+) -> None:
+    # A disclosure records one legal basis that covers every category, so consent for one
+    # category and a grant for another must be asked for separately.
     decision = engine.decide(
         make_input({"request": {"categories": ["identity", "education"]}, "grants": [GRANT]})
     )
+    assert_denied(decision, "mixed_legal_basis")
+
+
+def test_allow_with_the_profiles_public_task(
+    engine: EmbeddedPolicyEngine, make_input: MakeInput
+) -> None:
+    decision = engine.decide(
+        make_input(
+            {
+                "case": {"stage": "referred"},
+                "request": {"purpose": "screening", "categories": ["behavioural_indicators"]},
+                "consents": [],
+            }
+        )
+    )
     assert decision.allow is True
-    assert decision.permitted_categories == ["education", "identity"]
     assert decision.legal_basis == "public_task"
-    assert codes(decision) == {"covered_by_consent", "covered_by_grant"}
+    assert codes(decision) == {"covered_by_profile"}
+
+
+def test_allow_break_glass(engine: EmbeddedPolicyEngine, make_input: MakeInput) -> None:
+    decision = engine.decide(make_input(BREAK_GLASS))
+    assert decision.allow is True
+    assert decision.permitted_categories == ["identity"]
+    assert decision.legal_basis == "vital_interests"
+    assert decision.obligations == ["dpo_review", "redact_third_parties"]
+    assert codes(decision) == {"covered_by_break_glass"}
 
 
 def test_times_in_other_zones_are_compared_in_utc(
@@ -84,12 +112,16 @@ def test_times_in_other_zones_are_compared_in_utc(
 
 DENIALS: dict[str, dict[str, Any]] = {
     "not_panel_member": {"requester": {"panels": ["panel-2"]}},
+    "unknown_profile": {"case": {"profile": "unknown"}},
     "unknown_purpose": {"request": {"purpose": "curiosity"}},
-    "purpose_not_allowed_at_stage": {"case": {"stage": "screening"}},
+    "purpose_not_allowed_at_stage": {
+        "case": {"stage": "screening"},
+        "request": {"categories": ["behavioural_indicators"]},
+    },
     "unknown_category": {"request": {"categories": ["identity", "religion"]}},
     "category_not_allowed_for_purpose": {
         "request": {"categories": ["identity", "health"]},
-        "consents": [merge(CONSENT, {"categories": ["identity", "health"]})],
+        "consents": [merge(CONSENT, {"categories": ["identity", "health"], "explicit": True})],
     },
     "no_categories": {"request": {"categories": []}},
     "category_not_covered": {"consents": []},
@@ -104,6 +136,36 @@ DENIALS: dict[str, dict[str, Any]] = {
             ),
         ],
     },
+    "identity_before_assessment": {
+        "case": {"stage": "screening"},
+        "request": {"purpose": "screening"},
+    },
+    "category_not_released_at_stage": {
+        "request": {"purpose": "safeguarding_emergency", "categories": ["health"]},
+    },
+    "not_designated_agency": {"case": {"designated_agencies": ["agency-school"]}},
+    "not_lead_or_assisting_agency": {
+        "case": {"stage": "intervention", "designated_agencies": []},
+        "request": {"purpose": "intervention_planning"},
+    },
+    "case_closed": {"case": {"stage": "signposted"}},
+    "special_category_needs_explicit_consent": {
+        "case": {"stage": "intervention"},
+        "request": {"purpose": "intervention_planning", "categories": ["health"]},
+        "consents": [merge(CONSENT, {"categories": ["health"]})],
+    },
+    "minor_consent_not_from_parent": {"case": {"subject_age": 15, "subject_is_minor": True}},
+    "break_glass_wrong_purpose": merge(BREAK_GLASS, {"request": {"purpose": "risk_assessment"}}),
+    "break_glass_needs_justification": merge(BREAK_GLASS, {"request": {"justification": "urgent"}}),
+    "break_glass_category_not_allowed": merge(
+        BREAK_GLASS, {"request": {"categories": ["identity", "police_contact"]}}
+    ),
+    "break_glass_expired": merge(
+        BREAK_GLASS, {"request": {"break_glass_since": "2026-11-25T12:00:00Z"}}
+    ),
+    "safeguarding_emergency_needs_break_glass": merge(
+        BREAK_GLASS, {"request": {"break_glass": False}}
+    ),
 }
 
 
@@ -151,23 +213,19 @@ def test_consent_that_does_not_apply_is_denied(
 # --------------------------------------------------------------------------- missing input
 
 
-def _without(document: dict[str, Any], *path: str) -> dict[str, Any]:
-    node = document
-    for key in path[:-1]:
-        node = node[key]
-    del node[path[-1]]
-    return document
-
-
 @pytest.mark.parametrize(
     ("path", "code"),
     [
         (("case", "panel"), "not_panel_member"),
+        (("case", "profile"), "unknown_profile"),
         (("requester", "panels"), "not_panel_member"),
         (("requester", "agency"), "category_not_covered"),
         (("request", "purpose"), "unknown_purpose"),
         (("request", "categories"), "no_categories"),
+        (("request", "break_glass"), "no_rule_allowed"),
         (("case", "stage"), "purpose_not_allowed_at_stage"),
+        (("case", "designated_agencies"), "not_designated_agency"),
+        (("case", "subject_age"), "minor_consent_not_from_parent"),
         (("consents",), "category_not_covered"),
         (("now",), "category_not_covered"),
     ],
@@ -178,13 +236,18 @@ def test_missing_input_field_denies(
 ) -> None:
     # The typed PolicyInput would refuse these, so they go in as raw documents, as a replayed
     # or hand-built input could.
-    assert_denied(engine.decide_document(_without(base_document(), *path)), code)
+    assert_denied(engine.decide_document(without(base_document(), *path)), code)
 
 
 def test_empty_document_denies(engine: EmbeddedPolicyEngine) -> None:
     decision = engine.decide_document({})
     assert_denied(decision, "not_panel_member")
-    assert codes(decision) == {"not_panel_member", "unknown_purpose", "no_categories"}
+    assert codes(decision) == {
+        "not_panel_member",
+        "unknown_profile",
+        "unknown_purpose",
+        "no_categories",
+    }
 
 
 @pytest.mark.parametrize(
@@ -195,8 +258,32 @@ def test_empty_document_denies(engine: EmbeddedPolicyEngine) -> None:
         {"consents": [merge(CONSENT, {"recipients": "agency-police"})]},
         {"requester": {"panels": "panel-1"}},
         {"now": None},
+        {"now": "yesterday"},
+        {"case": {"subject_age": "30"}},
+        {"case": {"designated_agencies": "agency-police"}},
+        {"request": {"break_glass": "false"}},
+        merge(BREAK_GLASS, {"request": {"break_glass_since": "last week"}}),
+        merge(BREAK_GLASS, {"request": {"break_glass": 1}}),
+        {
+            "case": {"stage": "intervention"},
+            "request": {"purpose": "intervention_planning", "categories": ["health"]},
+            "consents": [merge(CONSENT, {"explicit": "true", "categories": ["health"]})],
+        },
     ],
-    ids=["consents-string", "time-number", "recipients-string", "panels-string", "now-null"],
+    ids=[
+        "consents-string",
+        "time-number",
+        "recipients-string",
+        "panels-string",
+        "now-null",
+        "now-garbled",
+        "age-string",
+        "designated-string",
+        "break-glass-string",
+        "since-garbled",
+        "break-glass-number",
+        "explicit-string",
+    ],
 )
 def test_malformed_document_never_allows(
     engine: EmbeddedPolicyEngine, patch: dict[str, Any]
@@ -233,6 +320,81 @@ def test_policy_input_accepts_datetimes() -> None:
     assert policy_input.to_json_dict()["now"] == NOW
 
 
+def test_policy_input_json_is_the_policy_document(make_input: MakeInput) -> None:
+    # decide() sends model_dump_json(); the audit log and the tests use to_json_dict().
+    since = "2026-11-28T13:00:00+01:00"
+    policy_input = make_input(merge(BREAK_GLASS, {"request": {"break_glass_since": since}}))
+    assert json.loads(policy_input.model_dump_json()) == policy_input.to_json_dict()
+    assert policy_input.to_json_dict()["request"]["break_glass_since"] == NOW
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("case", "profile"),
+        ("case", "subject_age"),
+        ("case", "subject_is_minor"),
+        ("case", "designated_agencies"),
+        ("case", "lead_agency"),
+        ("request", "break_glass"),
+        ("request", "break_glass_since"),
+        ("request", "justification"),
+        ("requester", "panels"),
+        ("consents",),
+        ("grants",),
+    ],
+    ids=lambda path: ".".join(path),
+)
+def test_policy_input_has_no_silent_defaults(path: tuple[str, ...]) -> None:
+    with pytest.raises(ValidationError, match="Field required"):
+        PolicyInput.model_validate(without(base_document(), *path))
+
+
+@pytest.mark.parametrize("field", ["given_by", "explicit", "valid_until"])
+def test_consent_input_has_no_silent_defaults(field: str) -> None:
+    consent = {k: v for k, v in CONSENT.items() if k != field}
+    with pytest.raises(ValidationError, match="Field required"):
+        PolicyInput.model_validate(merge(base_document(), {"consents": [consent]}))
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"case": {"subject_age": "30"}},
+        {"case": {"subject_age": 30.5}},
+        {"case": {"subject_age": -1}},
+        {"case": {"subject_age": True}},
+        {"case": {"subject_is_minor": "no"}},
+        {"request": {"break_glass": 0}},
+        {"request": {"break_glass": "false"}},
+        {"consents": [merge(CONSENT, {"explicit": "yes"})]},
+        {"case": {"unknown": 1}},
+    ],
+    ids=[
+        "age-string",
+        "age-float",
+        "age-negative",
+        "age-bool",
+        "minor-string",
+        "break-glass-int",
+        "break-glass-string",
+        "explicit-string",
+        "extra-field",
+    ],
+)
+def test_policy_input_is_strict(patch: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        PolicyInput.model_validate(merge(base_document(), patch))
+
+
+def test_unknown_age_is_accepted_and_read_as_a_minor(
+    engine: EmbeddedPolicyEngine, make_input: MakeInput
+) -> None:
+    policy_input = make_input({"case": {"subject_age": None}})
+    assert policy_input.case.subject_age is None
+    assert_denied(engine.decide(policy_input), "minor_consent_not_from_parent")
+
+
 # --------------------------------------------------------------------------- threads
 
 
@@ -266,13 +428,56 @@ def test_engine_made_in_one_thread_is_used_and_closed_from_others(make_input: Ma
         engine.decide(make_input())
 
 
-def test_forgotten_engine_stops_its_thread() -> None:
+def test_each_thread_gets_its_own_vm_made_there(
+    monkeypatch: pytest.MonkeyPatch, make_input: MakeInput
+) -> None:
+    made: list[int] = []
+    original = engine_module._ProgramLoader.__call__
+
+    def loader(self: Any) -> Any:
+        made.append(threading.get_ident())
+        return original(self)
+
     engine = EmbeddedPolicyEngine.from_policies()
-    thread = engine._worker._thread
-    del engine
+    try:
+        monkeypatch.setattr(engine_module._ProgramLoader, "__call__", loader)
+        results: list[bool] = []
+
+        def use() -> None:
+            results.append(engine.decide(make_input()).allow)
+            results.append(engine.decide(make_input()).allow)
+            results.append(engine._vms.owned_here())
+
+        threads = [threading.Thread(target=use) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+    finally:
+        engine.close()
+    assert results == [True, True, True] * 3
+    # One VM per thread, made on that thread, none for threads that never decided.
+    assert len(made) == 3
+    assert threading.get_ident() not in made
+
+
+def test_closed_engine_drops_this_threads_vm(make_input: MakeInput) -> None:
+    engine = EmbeddedPolicyEngine.from_policies()
+    assert engine._vms.owned_here()  # the startup check ran here
+    engine.close()
+    assert not engine._vms.owned_here()
+
+
+def test_forgotten_engine_is_closed() -> None:
+    engine = EmbeddedPolicyEngine.from_policies()
+    vms = engine._vms
+    state = vms._state
+    del engine, vms
     gc.collect()
-    thread.join(timeout=5)
-    assert not thread.is_alive()
+    assert state.closed
+    # The next engine made on this thread drops the forgotten one's VM, here.
+    with EmbeddedPolicyEngine.from_policies() as other:
+        assert other._vms.owned_here()
 
 
 # --------------------------------------------------------------------------- failing closed
@@ -308,8 +513,13 @@ def secret_input(make_input: MakeInput) -> PolicyInput:
     ("branch", "match"),
     [
         (
+            # The compiled VM leaves a document whose evaluation fails undefined.
             'result := {"allow": time.parse_rfc3339_ns("not a time") > 0} if input.now',
-            "policy evaluation raised RuntimeError",
+            "is undefined",
+        ),
+        (
+            "result := 1 if input.now\nresult := 2 if input.now",
+            "is undefined",
         ),
         (
             'result := {"allow": "true", "permitted_categories": ["identity"], '
@@ -322,6 +532,7 @@ def secret_input(make_input: MakeInput) -> PolicyInput:
             r"allow: bool_type",
         ),
         ("result := 7 if input.now", "is a int, not an object"),
+        ('result := "<undefined>" if input.now', "is undefined"),
         ("result := [input.request.justification] if input.now", "is a list, not an object"),
         ("", "is undefined"),
         (
@@ -360,9 +571,11 @@ def secret_input(make_input: MakeInput) -> PolicyInput:
     ],
     ids=[
         "raises",
+        "conflict",
         "allow-string",
         "allow-number",
         "number",
+        "undefined-string",
         "list",
         "undefined",
         "allow-nothing",
@@ -404,7 +617,7 @@ def test_engine_keeps_working_after_a_failed_decision(
         ([("hub/decision.rego", "package hub.decision\nresult := {\n")], "failed to load"),
         (
             [("hub/decision.rego", 'package hub.decision\nresult := time.parse_rfc3339_ns("x")\n')],
-            "startup check raised RuntimeError",
+            "result data.hub.decision.result is undefined",
         ),
         (
             [("hub/decision.rego", "package hub.decision\nresult := {} if input.x\n")],
@@ -412,7 +625,7 @@ def test_engine_keeps_working_after_a_failed_decision(
         ),
         (
             [("hub/decision.rego", "package hub.decision\nother := 1\n")],
-            "startup check raised RuntimeError",
+            r"the policies failed to load \(RuntimeError\)",
         ),
         (
             [
@@ -436,18 +649,18 @@ def test_policy_that_cannot_start_raises(modules: list[tuple[str, str]], match: 
 def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     """Holds every evaluation until the event is set (set again at teardown)."""
     released = threading.Event()
-    original = engine_module._Evaluate.__call__
+    original = engine_module._execute
 
-    def held(self: Any, engine: Any) -> Any:
-        released.wait(timeout=10)
-        return original(self, engine)
+    def held(vm: Any, input_json: str) -> str:
+        released.wait(timeout=0.2)
+        return original(vm, input_json)
 
-    monkeypatch.setattr(engine_module._Evaluate, "__call__", held)
+    monkeypatch.setattr(engine_module, "_execute", held)
     yield released
     released.set()
 
 
-def test_slow_decision_times_out(make_input: MakeInput, gate: threading.Event) -> None:
+def test_slow_decision_fails_closed(make_input: MakeInput, gate: threading.Event) -> None:
     gate.set()  # let the startup check through
     engine = EmbeddedPolicyEngine.from_policies(timeout=0.05)
     try:
@@ -461,13 +674,12 @@ def test_slow_decision_times_out(make_input: MakeInput, gate: threading.Event) -
         engine.close()
 
 
-def test_tiny_timeout_fails_closed(make_input: MakeInput, gate: threading.Event) -> None:
-    gate.set()
-    with EmbeddedPolicyEngine.from_policies(timeout=1e-6) as engine:
-        gate.clear()
-        with pytest.raises(PolicyEngineError, match="took longer than"):
-            engine.decide(make_input())
-        gate.set()
+def test_tiny_timeout_fails_closed(make_input: MakeInput) -> None:
+    with (
+        EmbeddedPolicyEngine.from_policies(timeout=1e-9) as engine,
+        pytest.raises(PolicyEngineError, match="took longer than"),
+    ):
+        engine.decide(make_input())
 
 
 class FakePanic(BaseException):
@@ -490,30 +702,67 @@ def test_engine_exception_raises_policy_engine_error(
     error: BaseException,
     match: str,
 ) -> None:
-    def fail(self: Any, engine: Any) -> Any:
+    def fail(vm: Any, input_json: str) -> str:
         raise error
 
-    monkeypatch.setattr(engine_module._Evaluate, "__call__", fail)
+    monkeypatch.setattr(engine_module, "_execute", fail)
     with pytest.raises(PolicyEngineError, match=match) as caught:
         engine.decide(make_input())
     assert SECRET not in str(caught.value)
+    assert caught.value.__cause__ is None
+
+
+def test_failing_vm_creation_raises_policy_engine_error(
+    monkeypatch: pytest.MonkeyPatch, make_input: MakeInput
+) -> None:
+    engine = EmbeddedPolicyEngine.from_policies()
+
+    def fail(self: Any) -> Any:
+        raise RuntimeError(SECRET)
+
+    monkeypatch.setattr(engine_module._ProgramLoader, "__call__", fail)
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(engine.decide, make_input())
+            with pytest.raises(PolicyEngineError, match="evaluation raised RuntimeError") as caught:
+                future.result()
+        assert SECRET not in str(caught.value)
+    finally:
+        engine.close()
 
 
 def test_real_panic_from_the_wrong_thread_raises_policy_engine_error(
     monkeypatch: pytest.MonkeyPatch, make_input: MakeInput
 ) -> None:
-    # An engine made on this thread and used on the worker raises pyo3's PanicException.
-    foreign = regorus.Engine()
-    with EmbeddedPolicyEngine.from_policies() as engine:
+    # An engine made on another thread and used on this one raises pyo3's PanicException. It
+    # is kept, and dropped, on the thread that made it.
+    made, done = threading.Event(), threading.Event()
+    box: list[Any] = []
 
-        def use_foreign(self: Any, engine: Any) -> Any:
-            return foreign.eval_rule("data.hub.decision.result")
+    def own() -> None:
+        box.append(regorus.Engine())
+        made.set()
+        done.wait(timeout=10)
+        box.clear()
 
-        monkeypatch.setattr(engine_module._Evaluate, "__call__", use_foreign)
-        with pytest.raises(PolicyEngineError, match="raised PanicException"):
-            engine.decide(make_input())
-        monkeypatch.undo()
-        assert engine.decide(make_input()).allow is True
+    owner = threading.Thread(target=own)
+    owner.start()
+    try:
+        assert made.wait(timeout=10)
+        with EmbeddedPolicyEngine.from_policies() as engine:
+
+            def use_foreign(vm: Any, input_json: str) -> str:
+                result: str = box[0].eval_rule_as_json("data.hub.decision.result")
+                return result
+
+            monkeypatch.setattr(engine_module, "_execute", use_foreign)
+            with pytest.raises(PolicyEngineError, match="raised PanicException"):
+                engine.decide(make_input())
+            monkeypatch.undo()
+            assert engine.decide(make_input()).allow is True
+    finally:
+        done.set()
+        owner.join(timeout=10)
 
 
 @pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit])
@@ -523,10 +772,10 @@ def test_interrupts_are_not_swallowed(
     make_input: MakeInput,
     error: type[BaseException],
 ) -> None:
-    def interrupt(self: Any, engine: Any) -> Any:
+    def interrupt(vm: Any, input_json: str) -> str:
         raise error()
 
-    monkeypatch.setattr(engine_module._Evaluate, "__call__", interrupt)
+    monkeypatch.setattr(engine_module, "_execute", interrupt)
     with pytest.raises(error):
         engine.decide(make_input())
 
@@ -534,6 +783,13 @@ def test_interrupts_are_not_swallowed(
 def test_unserialisable_document_raises(engine: EmbeddedPolicyEngine) -> None:
     with pytest.raises(PolicyEngineError, match="not JSON-serialisable"):
         engine.decide_document({"now": object()})
+    with pytest.raises(PolicyEngineError, match="not JSON-serialisable"):
+        engine.decide_document({"now": float("nan")})
+
+
+def test_unserialisable_data_raises() -> None:
+    with pytest.raises(PolicyEngineError, match="policy data is not JSON-serialisable"):
+        EmbeddedPolicyEngine(modules=[], data={"x": object()}, revision="r")
 
 
 @pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf")])

@@ -85,18 +85,41 @@ def test_policy_root_holds_the_rego_files() -> None:
 
 
 def test_modules_split_policies_from_tests() -> None:
-    assert [path for path, _ in policies.policy_modules()] == ["hub/decision.rego"]
-    assert [path for path, _ in policies.test_modules()] == ["hub/decision_test.rego"]
-    text = dict(policies.policy_modules())["hub/decision.rego"]
-    assert text.startswith("# METADATA") and "package hub.decision\n" in text
+    assert [path for path, _ in policies.policy_modules()] == [
+        "hub/decision.rego",
+        "hub/decision/breakglass.rego",
+        "hub/decision/filters.rego",
+        "hub/decision/legal_basis.rego",
+        "hub/decision/purpose.rego",
+    ]
+    assert [path for path, _ in policies.test_modules()] == [
+        "hub/config/profiles_test.rego",
+        "hub/decision/breakglass_test.rego",
+        "hub/decision/filters_test.rego",
+        "hub/decision/legal_basis_test.rego",
+        "hub/decision/purpose_test.rego",
+        "hub/decision_test.rego",
+        "hub/fixtures_test.rego",
+    ]
+    for _path, text in policies.policy_modules():
+        assert text.startswith("# METADATA") and "package hub.decision\n" in text
+        # One package in OPA 1.x syntax, read through the `config` rule, never an import.
+        assert "\nimport " not in text
 
 
 def test_policy_data_is_placed_by_folder() -> None:
     data = policies.policy_data()
     assert list(data) == ["hub"]
     assert list(data["hub"]) == ["config"]
-    on_disk = json.loads((POLICIES_DIR / "hub" / "config" / "data.json").read_text())
-    assert data["hub"]["config"] == on_disk
+    config_dir = POLICIES_DIR / "hub" / "config"
+    shared = json.loads((config_dir / "data.json").read_text())
+    assert "profiles" not in shared
+    profiles = {
+        path.parent.name: json.loads(path.read_text())
+        for path in (config_dir / "profiles").glob("*/data.json")
+    }
+    assert set(profiles) == {"situation_table", "channel_panel", "safety_house"}
+    assert data["hub"]["config"] == {**shared, "profiles": profiles}
 
 
 def test_vocabulary() -> None:
@@ -128,6 +151,77 @@ def test_vocabulary() -> None:
     for allowed in config["purpose_categories"].values():
         assert set(allowed) <= categories
     assert set(config["grant_legal_bases"]) <= set(config["legal_bases"]) - {"consent"}
+    assert set(config["profile_legal_bases"]) <= set(config["legal_bases"]) - {
+        "consent",
+        "vital_interests",
+    }
+    assert config["legal_basis_precedence"] == ["consent", "legal_obligation", "public_task"]
+    assert set(config["stages"]) == set(config["stage_purposes"])
+    assert {stage for stage, terms in config["stages"].items() if not terms["open"]} == {
+        "signposted",
+        "closed",
+    }
+    assert {"religion", "ethnicity", "political_opinion"} <= set(config["refused_categories"])
+    assert not categories & set(config["refused_categories"])
+    assert config["break_glass"] == {
+        "purpose": "safeguarding_emergency",
+        "legal_basis": "vital_interests",
+        "min_justification_chars": 20,
+    }
+
+
+@pytest.mark.parametrize("name", ["situation_table", "channel_panel", "safety_house"])
+def test_profiles(name: str) -> None:
+    config = policies.policy_data()["hub"]["config"]
+    profile = config["profiles"][name]
+    assert set(profile) == {
+        "label",
+        "description",
+        "age_of_consent",
+        "stage_purposes",
+        "purpose_categories",
+        "release",
+        "legal_bases",
+        "break_glass",
+        "threshold",
+    }
+    assert profile["age_of_consent"] == (18 if name == "channel_panel" else 16)
+    assert str(profile["age_of_consent"]) in profile["description"]
+    assert profile["break_glass"]["max_hours"] == 72
+    assert set(profile["break_glass"]["categories"]) <= set(config["categories"])
+    assert {"name", "label", "description", "dimensions"} <= set(profile["threshold"])
+    for stage, purposes in profile["stage_purposes"].items():
+        assert set(purposes) <= set(config["stage_purposes"][stage])
+    for term in profile["legal_bases"].values():
+        assert term["basis"] in config["profile_legal_bases"]
+        assert "health" not in term["categories"]
+
+
+def test_profile_differences() -> None:
+    profiles = policies.policy_data()["hub"]["config"]["profiles"]
+    assert profiles["situation_table"]["threshold"]["name"] == "acutely_elevated_risk"
+    assert profiles["channel_panel"]["threshold"]["dimensions"] == [
+        "engagement",
+        "intent",
+        "capability",
+    ]
+    bases = {
+        name: {term["basis"] for term in profile["legal_bases"].values()}
+        for name, profile in profiles.items()
+    }
+    assert bases == {
+        "situation_table": {"public_task"},
+        "channel_panel": {"legal_obligation"},
+        "safety_house": {"public_task"},
+    }
+
+    def covers_identity(name: str) -> bool:
+        return any(
+            "identity" in term["categories"] for term in profiles[name]["legal_bases"].values()
+        )
+
+    # Only the safety house's covenant covers identity; the others need consent or a grant.
+    assert [name for name in sorted(profiles) if covers_identity(name)] == ["safety_house"]
 
 
 def test_revision_is_16_hex_and_stable() -> None:

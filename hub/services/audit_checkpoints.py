@@ -1,0 +1,167 @@
+"""Signed checkpoints of the audit log: made on demand, every `CHECKPOINT_EVERY` entries, and
+for each receipt; all kept, one per tree size.
+
+A checkpoint is signed only over a root recomputed from the stored tree, which only grows, so
+no two checkpoints the hub signs can be inconsistent unless its database was rewritten — and
+then `hub audit verify` names the checkpoint the log forks from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from hub.audit.notes import CheckpointSigner, origin_for
+from hub.audit.verifier import VerifierKey
+from hub.config import Settings
+from hub.errors import AuditUnavailable
+from hub.services import audit_tree
+from hub.storage.models import AuditCheckpoint
+from keys import KeyRing, KeysError
+
+# Entries between two automatic checkpoints. A module constant until it becomes a setting
+# (HUB_AUDIT_CHECKPOINT_EVERY).
+CHECKPOINT_EVERY = 1000
+# How often a checkpoint is retried when another worker stores the same tree size first.
+_STORE_ATTEMPTS = 5
+
+
+def signer_for(*, keyring: KeyRing, settings: Settings) -> CheckpointSigner:
+    """The signer of this hub's log: origin from `settings.public_url`, the keyring's key.
+
+    Raises AuditUnavailable if the keyring has no checkpoint-signing key (run `hub init`) or
+    the public URL cannot name the log.
+    """
+    try:
+        return CheckpointSigner(
+            origin=origin_for(settings.public_url),
+            private_key=keyring.checkpoint_signing_private(),
+        )
+    except (KeysError, ValueError) as exc:
+        raise AuditUnavailable(f"checkpoints cannot be signed: {exc}") from exc
+
+
+def verifier_keys(*, keyring: KeyRing, settings: Settings) -> tuple[list[VerifierKey], str]:
+    """The keys that verify this hub's checkpoints (every checkpoint key in the keyring, so
+    checkpoints signed before a rotation still verify), and the log's origin.
+
+    The origin comes from `settings.public_url`; changing that URL changes the key name, so it
+    must stay stable for old checkpoints to verify. Raises AuditUnavailable if the public URL
+    cannot name the log.
+    """
+    try:
+        origin = origin_for(settings.public_url)
+    except ValueError as exc:
+        raise AuditUnavailable(f"checkpoints cannot be verified: {exc}") from exc
+    keys = [
+        VerifierKey.for_ed25519(name=origin, public_key=public)
+        for public in keyring.checkpoint_verifying_keys()
+    ]
+    return keys, origin
+
+
+def latest(*, session: Session) -> AuditCheckpoint | None:
+    return session.exec(
+        select(AuditCheckpoint).order_by(col(AuditCheckpoint.tree_size).desc()).limit(1)
+    ).first()
+
+
+def at_size(*, session: Session, tree_size: int) -> AuditCheckpoint | None:
+    return session.exec(
+        select(AuditCheckpoint).where(col(AuditCheckpoint.tree_size) == tree_size)
+    ).first()
+
+
+def first_covering(*, session: Session, index: int) -> AuditCheckpoint | None:
+    """The smallest checkpoint whose tree includes leaf `index`."""
+    return session.exec(
+        select(AuditCheckpoint)
+        .where(col(AuditCheckpoint.tree_size) > index)
+        .order_by(col(AuditCheckpoint.tree_size))
+        .limit(1)
+    ).first()
+
+
+def all_in_order(*, session: Session) -> Sequence[AuditCheckpoint]:
+    return session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.tree_size))).all()
+
+
+def make(
+    *, session: Session, signer: CheckpointSigner, now: datetime, tree_size: int
+) -> AuditCheckpoint:
+    """Sign the tree of `tree_size` leaves and add the checkpoint to the caller's transaction;
+    if one of that size exists, return it instead.
+
+    Raises BadRequest if the log is smaller, VerificationError if the stored tree is damaged.
+    """
+    existing = at_size(session=session, tree_size=tree_size)
+    if existing is not None:
+        return existing
+    root = audit_tree.root_at(session, tree_size)
+    checkpoint = AuditCheckpoint(
+        tree_size=tree_size,
+        root_hash=root.hex(),
+        note=signer.checkpoint(tree_size=tree_size, root=root),
+        made_at=now,
+    )
+    session.add(checkpoint)
+    return checkpoint
+
+
+def _missing_periodic_sizes(session: Session, upto: int) -> range:
+    done = session.exec(
+        select(func.max(AuditCheckpoint.tree_size)).where(
+            col(AuditCheckpoint.tree_size) % CHECKPOINT_EVERY == 0
+        )
+    ).one()
+    start = (done or 0) + CHECKPOINT_EVERY
+    return range(start, upto + 1, CHECKPOINT_EVERY)
+
+
+def _store_now(session: Session, signer: CheckpointSigner, now: datetime) -> AuditCheckpoint:
+    # One attempt; IntegrityError means another worker stored a checkpoint of a size first.
+    tree_size = audit_tree.size(session)
+    for periodic in _missing_periodic_sizes(session, tree_size):
+        make(session=session, signer=signer, now=now, tree_size=periodic)
+    checkpoint = make(session=session, signer=signer, now=now, tree_size=tree_size)
+    session.commit()
+    return checkpoint
+
+
+def checkpoint_now(*, session: Session, signer: CheckpointSigner, now: datetime) -> AuditCheckpoint:
+    """Sign the log as it stands, plus any every-`CHECKPOINT_EVERY` checkpoint not yet made
+    (appends without a signer leave those to the next signer), and commit.
+
+    Raises AuditUnavailable if the checkpoints cannot be stored, VerificationError if the
+    stored tree is damaged.
+    """
+    for _ in range(_STORE_ATTEMPTS):
+        try:
+            return _store_now(session, signer, now)
+        except IntegrityError:
+            session.rollback()
+    raise AuditUnavailable("the checkpoint could not be stored")
+
+
+def covering(
+    *, session: Session, signer: CheckpointSigner, index: int, now: datetime
+) -> AuditCheckpoint:
+    """A checkpoint whose tree includes leaf `index` (of a committed entry): the first stored
+    one, or a new one of the log as it stands (committed).
+
+    Concurrent callers share checkpoints: when another worker stores the same size first, its
+    checkpoint covers this leaf too and is used. Raises AuditUnavailable if no checkpoint can
+    be stored, VerificationError if the stored tree is damaged.
+    """
+    for _ in range(_STORE_ATTEMPTS):
+        found = first_covering(session=session, index=index)
+        if found is not None:
+            return found
+        try:
+            return _store_now(session, signer, now)
+        except IntegrityError:
+            session.rollback()
+    raise AuditUnavailable("no checkpoint covering the entry could be stored")
