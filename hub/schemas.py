@@ -84,29 +84,59 @@ class TransitionCreate(Strict):
 
 
 class ConsentCreate(Strict):
+    # A refusal is recorded too, so the person is not asked again and again.
+    decision: Literal["given", "refused"] = "given"
     given_by: ConsentGiver
+    relationship: str | None = Field(default=None, max_length=64)
     # True only where the person explicitly agreed to special categories (e.g. health).
     explicit: bool = False
     recipients: list[str] = Field(min_length=1, max_length=20)
     purposes: list[Purpose] = Field(min_length=1)
     categories: list[Category] = Field(min_length=1)
+    method: Literal["written", "recorded_verbal", "digital"] = "written"
+    # A document id or the hash of the signed form, never the scan itself.
+    evidence_ref: str | None = Field(default=None, max_length=200)
+    notice_version: str = Field(default="", max_length=64)
+    given_at: datetime | None = None
     valid_from: datetime | None = None
     valid_until: datetime | None = None
-    evidence_ref: str | None = Field(default=None, max_length=200)
+
+
+class ConsentChangePublic(BaseModel):
+    at: datetime
+    actor: str
+    state: str
 
 
 class ConsentPublic(BaseModel):
     id: str
+    version: int
     case_id: str
     given_by: str
+    relationship: str | None
     explicit: bool
     recipients: list[str]
     purposes: list[str]
     categories: list[str]
+    method: str
+    evidence_ref: str | None
+    notice_version: str
+    given_at: datetime
     valid_from: datetime
     valid_until: datetime | None
     state: str
     withdrawn_at: datetime | None
+    history: list[ConsentChangePublic]
+
+
+class ConsentsPublic(BaseModel):
+    data: list[ConsentPublic]
+    count: int
+
+
+class ConsentReceiptPublic(BaseModel):
+    consent_id: str
+    receipt: str  # a JWS signed by the hub, verifiable with /.well-known/jwks.json
 
 
 class ConsentWithdraw(Strict):

@@ -11,9 +11,8 @@ from typing import Any, get_args
 
 from sqlmodel import Session
 
-import policies
 from hub.errors import BadRequest, NotFound
-from hub.services import audit
+from hub.services import audit, profiles
 from hub.services.auth import hash_password
 from hub.services.principals import USER_ROLES
 from hub.storage.models import Agency, ApiClient, Panel, PanelMembership, User
@@ -24,7 +23,7 @@ def ensure_panel(
     *, session: Session, panel_id: str, name: str, now: datetime, profile: str = "situation_table"
 ) -> Panel:
     """Add a panel, or change its name and profile. Raises BadRequest for an unknown profile."""
-    known = profiles()
+    known = profiles.names()
     if profile not in known:
         raise BadRequest(f"profile must be one of {', '.join(sorted(known))}")
     panel = session.get(Panel, panel_id)
@@ -46,12 +45,6 @@ def ensure_panel(
     panel.name, panel.profile = name, profile
     session.add(panel)
     return panel
-
-
-def profiles() -> set[str]:
-    """The panel profiles the shipped policy data defines."""
-    config = policies.policy_data().get("hub", {}).get("config", {})
-    return set(config.get("profiles", {"situation_table": {}}))
 
 
 def ensure_agency(

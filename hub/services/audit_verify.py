@@ -20,6 +20,7 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlmodel import Session, col, func
@@ -39,8 +40,11 @@ from hub.errors import VerificationError
 from hub.services import audit_tree
 from hub.storage.models import AuditCheckpoint, AuditEntry, AuditNode
 
-# UTC with microseconds, exactly as `audit.rfc3339` formats an entry's time.
-_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+def _rfc3339(at: datetime) -> str:
+    # As `audit.rfc3339` formats an (always UTC) entry time, "...T09:00:00.000001Z"; isoformat
+    # is several times faster than strftime, and verify formats every entry's time.
+    return at.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 @dataclass(frozen=True)
@@ -165,8 +169,9 @@ def verify(
         if anchors[next_anchor].root != frontier.root():
             raise _fail(f"{anchors[next_anchor].label} has a wrong root for an empty log")
         next_anchor += 1
+    connection = session.connection()
     while True:
-        rows = session.execute(
+        rows = connection.execute(
             select(
                 col(AuditEntry.seq),
                 col(AuditEntry.at),
@@ -181,7 +186,7 @@ def verify(
         ).all()
         if not rows:
             break
-        nodes = session.execute(
+        stored_nodes = connection.execute(
             select(
                 col(AuditNode.complete_at),
                 col(AuditNode.level),
@@ -192,7 +197,6 @@ def verify(
             .where(col(AuditNode.complete_at) <= rows[-1][0])
             .order_by(col(AuditNode.complete_at), col(AuditNode.level))
         ).all()
-        stored_nodes = [(c, lv, i, d) for c, lv, i, d in nodes]
         at = 0
         for seq, when, kind, body, row_prev, row_hash in rows:
             expected = frontier.size + 1
@@ -202,7 +206,7 @@ def verify(
                 )
             if row_prev != prev_hash:
                 raise _fail(f"entry {seq} does not link to entry {seq - 1}", entry=seq)
-            data = entry_bytes(seq=seq, kind=kind, at=when.strftime(_AT_FORMAT), body=body)
+            data = entry_bytes(seq=seq, kind=kind, at=_rfc3339(when), body=body)
             if chain_hash(prev_hash=prev_hash, entry=data) != row_hash:
                 raise _fail(
                     f"entry {seq} has been altered (hash does not match its content)", entry=seq

@@ -133,15 +133,22 @@ class CaseTransition(SQLModel, table=True):
 
 
 class Consent(SQLModel, table=True):
+    """A consent record (ISO/IEC TS 27560 fields); its changes are in `consent_change`."""
+
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    version: int = 1
     case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
     subject_id: str = Field(foreign_key="subject.id", max_length=36)
     given_by: str = Field(max_length=32)  # subject, parent, guardian, representative
+    relationship: str | None = Field(default=None, max_length=64)
     # Explicit consent (GDPR Art. 9(2)(a)) is needed before a special category such as health.
     explicit: bool = False
     recipients: list[str] = _json_list()
     purposes: list[str] = _json_list()
     categories: list[str] = _json_list()
+    method: str = Field(default="written", max_length=32)
+    notice_version: str = Field(default="", max_length=64)
+    given_at: datetime = _utc()
     valid_from: datetime = _utc()
     valid_until: datetime | None = _utc(nullable=True, default_now=False)
     state: str = Field(default="active", max_length=16)
@@ -149,6 +156,21 @@ class Consent(SQLModel, table=True):
     recorded_by: str = Field(max_length=128)
     created_at: datetime = _utc()
     withdrawn_at: datetime | None = _utc(nullable=True, default_now=False)
+
+
+class ConsentChange(SQLModel, table=True):
+    """The append-only history of a consent: who moved it to which state, when and why."""
+
+    __tablename__ = "consent_change"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    consent_id: str = Field(foreign_key="consent.id", index=True, max_length=36)
+    version: int  # the record's version after this change; orders the history
+    at: datetime = _utc()
+    actor: str = Field(max_length=128)
+    state: str = Field(max_length=16)
+    # The reason is the coordinator's or the person's own words: kept encrypted.
+    reason_ciphertext: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class Grant(SQLModel, table=True):

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
+from fastapi.responses import HTMLResponse
 
-from hub.api.deps import CurrentPrincipal, KeyRingDep, NowDep, SessionDep
+from hub.api.deps import CurrentPrincipal, KeyRingDep, NowDep, SessionDep, SettingsDep
 from hub.schemas import (
     ConsentCreate,
     ConsentPublic,
+    ConsentReceiptPublic,
+    ConsentsPublic,
     ConsentWithdraw,
     GrantCreate,
     GrantPublic,
     GrantRevoke,
 )
-from hub.services import consents, grants
+from hub.services import consent_receipts, consents, grants
 
 router = APIRouter(tags=["consents and grants"])
 
@@ -94,3 +97,46 @@ def revoke_grant(
         revocation=body,
         now=now,
     )
+
+
+@router.get("/v1/cases/{case_id}/consents", response_model=ConsentsPublic)
+def list_consents(
+    case_id: str,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    keyring: KeyRingDep,
+    now: NowDep,
+) -> ConsentsPublic:
+    """Every consent of the case (given, refused, withdrawn, expired, superseded) with its
+    history, newest first."""
+    return consents.list_consents(
+        session=session, keyring=keyring, principal=principal, case_id=case_id, now=now
+    )
+
+
+@router.get(
+    "/v1/consents/{consent_id}/receipt",
+    response_model=ConsentReceiptPublic,
+    responses={200: {"content": {"text/html": {}}}},
+)
+def consent_receipt(
+    consent_id: str,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    keyring: KeyRingDep,
+    settings: SettingsDep,
+    now: NowDep,
+) -> ConsentReceiptPublic | HTMLResponse:
+    """The signed receipt (JSON), or with `Accept: text/html` a printable page for the person."""
+    token, claims = consent_receipts.issue_receipt(
+        session=session,
+        keyring=keyring,
+        principal=principal,
+        consent_id=consent_id,
+        issuer=settings.public_url,
+        now=now,
+    )
+    if "text/html" in request.headers.get("accept", ""):
+        return HTMLResponse(consent_receipts.receipt_page(claims, token))
+    return ConsentReceiptPublic(consent_id=consent_id, receipt=token)
