@@ -25,6 +25,7 @@ client_app = typer.Typer(no_args_is_help=True, help="Agency systems' API clients
 user_app = typer.Typer(no_args_is_help=True, help="Coordinators, DPOs and admins.")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
 keys_app = typer.Typer(no_args_is_help=True, help="The keyring.")
+retention_app = typer.Typer(no_args_is_help=True, help="Time-based rules: expiry and purging.")
 for sub, name in (
     (panel_app, "panel"),
     (agency_app, "agency"),
@@ -32,6 +33,7 @@ for sub, name in (
     (user_app, "user"),
     (audit_app, "audit"),
     (keys_app, "keys"),
+    (retention_app, "retention"),
 ):
     app.add_typer(sub, name=name)
 app.add_typer(policy_app, name="policy")
@@ -270,6 +272,22 @@ def audit_verify() -> None:
     finally:
         engine.dispose()
     typer.echo(f"audit log verifies: {report.entries} entries, head {report.head_hash}")
+
+
+@retention_app.command("run")
+def retention_run() -> None:
+    """Apply time-based rules now: consents past their validity are marked expired (and
+    logged). Run it from a daily timer."""
+    from hub.services.consents import expire_due
+
+    _, keyring, engine = _open()
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            expired = expire_due(session=session, keyring=keyring, now=_now())
+            audit.commit(session=session)
+    finally:
+        engine.dispose()
+    typer.echo(f"retention: {len(expired)} consents expired")
 
 
 @keys_app.command("list")

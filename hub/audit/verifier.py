@@ -101,7 +101,7 @@ def entry_bytes(*, seq: int, kind: str, at: str, body: str) -> bytes:
     return (
         f'{{"at":{_json_string(at)},"body":{_json_string(body)},'
         f'"kind":{_json_string(kind)},"seq":{int(seq)}}}'
-    ).encode("utf-8")
+    ).encode()
 
 
 def chain_hash(*, prev_hash: str, entry: bytes) -> str:

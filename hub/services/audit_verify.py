@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Row, String, select, type_coerce
 from sqlmodel import Session, col, func
 
 from hub.audit.verifier import (
@@ -41,10 +41,15 @@ from hub.services import audit_tree
 from hub.storage.models import AuditCheckpoint, AuditEntry, AuditNode
 
 
-def _rfc3339(at: datetime) -> str:
-    # As `audit.rfc3339` formats an (always UTC) entry time, "...T09:00:00.000001Z"; isoformat
-    # is several times faster than strftime, and verify formats every entry's time.
-    return at.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+def _rfc3339(at: datetime | str) -> str:
+    # As `audit.rfc3339` formats an entry time, "...T09:00:00.000001Z". The column is read
+    # raw (SQLite gives its stored text, PostgreSQL a datetime) and converted with the C-fast
+    # fromisoformat/isoformat: verify formats every entry's time, and the column type's own
+    # parsing cost more than all the hashing.
+    when = datetime.fromisoformat(at) if isinstance(at, str) else at
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # SQLite stores UTC without a zone
+    return when.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,7 @@ def _anchors(
 
 
 def _check_nodes(
-    seq: int, completed: list[bytes], stored: list[tuple[int, int, int, str]], at: int
+    seq: int, completed: list[bytes], stored: Sequence[Row[int, int, int, str]], at: int
 ) -> int:
     """Compare the subtree hashes entry `seq` completes with the stored rows from `at` on;
     return the position after them."""
@@ -174,7 +179,7 @@ def verify(
         rows = connection.execute(
             select(
                 col(AuditEntry.seq),
-                col(AuditEntry.at),
+                type_coerce(col(AuditEntry.at), String),
                 col(AuditEntry.kind),
                 col(AuditEntry.body),
                 col(AuditEntry.prev_hash),

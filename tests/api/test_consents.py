@@ -228,3 +228,25 @@ def test_only_coordinators_and_member_agencies_see_consents(hub: Hub) -> None:
     assert dpo.status_code == 403
     assert outsider.status_code == 404
     move(hub, case_id, "closed")
+
+
+def test_retention_run_expires_due_consents(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+    from tests.api.flows import use_hub_env
+
+    case_id = case_in_assessment(hub)
+    record_consent(
+        hub,
+        case_id,
+        valid_until=(hub.now[0] - timedelta(seconds=1)).isoformat(),
+        valid_from=(hub.now[0] - timedelta(days=1)).isoformat(),
+    )
+    use_hub_env(hub, monkeypatch)
+
+    result = CliRunner().invoke(app, ["retention", "run"])
+
+    assert result.exit_code == 0, result.output
+    assert "1 consents expired" in result.output
+    assert "consent_expired" in audit_kinds(hub)
