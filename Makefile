@@ -31,6 +31,7 @@ test-fast: venv
 
 bench: venv
 	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.audit.bench_audit
 
 lint: venv
 	$(BIN)/ruff check .

@@ -12,9 +12,10 @@ import typer
 from sqlmodel import Session
 
 from hub.bootstrap import initialise, open_existing
+from hub.cli_audit import audit_app
 from hub.cli_policy import policy_app
 from hub.config import Settings
-from hub.errors import HubError, VerificationError
+from hub.errors import HubError
 from hub.services import admin, audit
 from keys import KeysError
 
@@ -23,7 +24,6 @@ panel_app = typer.Typer(no_args_is_help=True, help="Panels (referral mechanisms)
 agency_app = typer.Typer(no_args_is_help=True, help="Member agencies and their connectors.")
 client_app = typer.Typer(no_args_is_help=True, help="Agency systems' API clients.")
 user_app = typer.Typer(no_args_is_help=True, help="Coordinators, DPOs and admins.")
-audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
 keys_app = typer.Typer(no_args_is_help=True, help="The keyring.")
 retention_app = typer.Typer(no_args_is_help=True, help="Time-based rules: expiry and purging.")
 for sub, name in (
@@ -31,12 +31,12 @@ for sub, name in (
     (agency_app, "agency"),
     (client_app, "client"),
     (user_app, "user"),
-    (audit_app, "audit"),
     (keys_app, "keys"),
     (retention_app, "retention"),
 ):
     app.add_typer(sub, name=name)
 app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit")
 
 
 def _now() -> datetime:
@@ -104,8 +104,11 @@ def serve(
     """Serve the API and its documentation at /docs."""
     import uvicorn
 
+    from hub.services.notifications import DeliveryDeps, start_delivery_worker
+
     settings = _settings()
-    _open()  # fail now, with a clear message, if the keyring does not open
+    # Opening first fails now, with a clear message, if the keyring does not open.
+    _, keyring, engine = _open()
     if demo_sources:
         from hub.demo.sources import SourceServer, rest_source_app
 
@@ -117,14 +120,20 @@ def serve(
         sources.start()
         typer.echo(f"demo source systems at {sources.url}")
     typer.echo(f"hub at http://{host}:{port} (API docs at /docs)")
-    uvicorn.run(
-        "hub.api.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-    )
+    # One webhook sender for the whole server, however many workers serve the API.
+    worker = start_delivery_worker(DeliveryDeps(engine=engine, keyring=keyring))
+    try:
+        uvicorn.run(
+            "hub.api.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )
+    finally:
+        worker.stop()
+        engine.dispose()
 
 
 @app.command("client-assertion")
@@ -221,6 +230,49 @@ def agency_add(
     typer.echo(f"agency {agency_id} ready in panel {panel}")
 
 
+@agency_app.command("webhook")
+def agency_webhook(
+    agency_id: Annotated[str, typer.Option("--id", help="The agency, e.g. northtown-police.")],
+    url: Annotated[str, typer.Option(help="Its endpoint for consent notifications (https).")],
+    generate: Annotated[
+        bool, typer.Option(help="Make a new secret and print it once, instead of reading one.")
+    ] = False,
+) -> None:
+    """Set where an agency is told that a consent was withdrawn or expired.
+
+    The signing secret (Standard Webhooks form, `whsec_` + base64) is read from standard input,
+    never from the command line; with --generate the hub makes one and prints it once.
+    """
+    from hub.services.webhooks import generate_secret
+
+    if generate:
+        secret = generate_secret()
+    elif sys.stdin.isatty():
+        secret = typer.prompt("webhook secret", hide_input=True)
+    else:
+        secret = sys.stdin.readline().strip()
+    _, keyring, engine = _open()
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            admin.set_agency_webhook(
+                session=session,
+                keyring=keyring,
+                agency_id=agency_id,
+                url=url,
+                secret=secret,
+                now=_now(),
+            )
+            audit.commit(session=session)
+    except HubError as exc:
+        raise _fail(exc.message) from exc
+    finally:
+        engine.dispose()
+    if generate:
+        typer.echo(secret)
+        typer.echo("give this secret to the agency over a secure channel", err=True)
+    typer.echo(f"webhook set for {agency_id}", err=generate)
+
+
 @client_app.command("add")
 def client_add(
     client_id: Annotated[str, typer.Option("--id", help="The client id (iss/sub of assertions).")],
@@ -258,20 +310,6 @@ def user_add(
         )
     )
     typer.echo(f"user {username} ready as {role}")
-
-
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute the whole hash chain; exit 1 naming the first bad entry."""
-    _, _, engine = _open()
-    try:
-        with Session(engine) as session:
-            report = audit.verify(session=session)
-    except VerificationError as exc:
-        raise _fail(f"audit log does not verify: {exc.message}") from exc
-    finally:
-        engine.dispose()
-    typer.echo(f"audit log verifies: {report.entries} entries, head {report.head_hash}")
 
 
 @retention_app.command("run")

@@ -207,3 +207,28 @@ class AuditVerifyPublic(BaseModel):
     ok: bool
     entries: int
     head_hash: str
+
+
+class NotificationPublic(BaseModel):
+    """One agency's notice that a consent was withdrawn or expired, and how delivering it went.
+
+    The body sent (with the agency's pseudonym) and the signing secret are never returned.
+    """
+
+    id: str  # also the webhook-id header the agency received
+    event: Literal["consent.withdrawn", "consent.expired"]
+    case_id: str
+    consent_id: str
+    agency: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    delivered_at: datetime | None
+    last_error: str | None  # a code such as http_500, timeout, connect_error, no_webhook
+
+
+class NotificationsPublic(BaseModel):
+    data: list[NotificationPublic]
+    count: int

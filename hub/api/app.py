@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from hub.api import errors
 from hub.api.limits import RequestLimits
-from hub.api.routes import audit, auth, cases, disclosures, permissions
+from hub.api.routes import audit, auth, cases, disclosures, notifications, permissions
 from hub.api.state import HubState
 from hub.bootstrap import open_existing
 from hub.config import Settings
@@ -31,7 +31,7 @@ def create_app(state: HubState) -> FastAPI:
     )
     app.state.hub = state
     errors.install(app)
-    for module in (auth, cases, permissions, disclosures, audit):
+    for module in (auth, cases, permissions, disclosures, audit, notifications):
         app.include_router(module.router)
     app.add_middleware(RequestLimits, max_body_bytes=state.settings.max_body_bytes)
     return app

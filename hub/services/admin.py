@@ -12,11 +12,12 @@ from typing import Any, get_args
 from sqlmodel import Session
 
 from hub.errors import BadRequest, NotFound
-from hub.services import audit, profiles
+from hub.services import audit, notifications, profiles, webhooks
 from hub.services.auth import hash_password
 from hub.services.principals import USER_ROLES
-from hub.storage.models import Agency, ApiClient, Panel, PanelMembership, User
+from hub.storage.models import Agency, AgencyWebhook, ApiClient, Panel, PanelMembership, User
 from hub.vocabulary import AgencyKind
+from keys import KeyRing
 
 
 def ensure_panel(
@@ -141,3 +142,30 @@ def ensure_user(
         now=now,
     )
     return user
+
+
+def set_agency_webhook(
+    *, session: Session, keyring: KeyRing, agency_id: str, url: str, secret: str, now: datetime
+) -> AgencyWebhook:
+    """Set where the agency is told about consent changes and the secret that signs them
+    (stored encrypted). Raises NotFound for an unknown agency, BadRequest for a URL that is not
+    https (http only on loopback) or a secret not of the `whsec_` form."""
+    if session.get(Agency, agency_id) is None:
+        raise NotFound("agency not found")
+    webhooks.check_url(url)
+    webhooks.secret_key(secret)
+    hook = session.get(AgencyWebhook, agency_id)
+    if hook is None:
+        hook = AgencyWebhook(agency_id=agency_id, url=url, secret_ciphertext="", updated_at=now)
+    hook.url, hook.updated_at = url, now
+    hook.secret_ciphertext = keyring.encrypt(
+        secret.encode(), associated_data=notifications.secret_associated_data(agency_id)
+    )
+    session.add(hook)
+    audit.append(
+        session=session,
+        kind="agency_webhook_set",
+        body={"agency": agency_id, "origin": webhooks.origin(url)},
+        now=now,
+    )
+    return hook

@@ -19,7 +19,7 @@ from hub.schemas import (
     ConsentsPublic,
     ConsentWithdraw,
 )
-from hub.services import audit, profiles, subjects
+from hub.services import audit, notifications, profiles, subjects
 from hub.services.access import visible_case
 from hub.services.cases import panel_agencies
 from hub.services.principals import COORDINATOR, Principal
@@ -257,6 +257,10 @@ def withdraw_consent(
         reason=withdrawal.reason,
         now=now,
     )
+    # In the same transaction: the withdrawal is never durable without its notifications.
+    notifications.enqueue_for_consent(
+        session=session, keyring=keyring, consent=row, event="consent.withdrawn", now=now
+    )
     audit.commit(session=session)
     return public(session, row)
 
@@ -282,6 +286,9 @@ def expire_due(
             actor="hub",
             reason="validity ended",
             now=now,
+        )
+        notifications.enqueue_for_consent(
+            session=session, keyring=keyring, consent=row, event="consent.expired", now=now
         )
     return expired
 

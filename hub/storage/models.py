@@ -278,3 +278,40 @@ class DecisionRecord(SQLModel, table=True):
     policy_revision: str = Field(max_length=64)
     input: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     output: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class AgencyWebhook(SQLModel, table=True):
+    """Where an agency is told about consent changes, and the secret its webhooks are signed
+    with (a Standard Webhooks `whsec_` secret, encrypted with the keyring)."""
+
+    __tablename__ = "agency_webhook"
+
+    agency_id: str = Field(foreign_key="agency.id", primary_key=True, max_length=64)
+    url: str = Field(max_length=2000)
+    secret_ciphertext: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = _utc()
+
+
+class ConsentNotification(SQLModel, table=True):
+    """One agency to be told that a consent was withdrawn or expired, and how telling it went.
+
+    `body` is the exact JSON sent (references and the agency's own pseudonym only), so every
+    retry carries the same bytes; `last_error` is a code such as `http_500` or `timeout`.
+    """
+
+    __tablename__ = "consent_notification"
+    __table_args__ = (UniqueConstraint("consent_id", "agency_id", "event"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    consent_id: str = Field(foreign_key="consent.id", max_length=36)
+    case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
+    agency_id: str = Field(foreign_key="agency.id", max_length=64)
+    event: str = Field(max_length=32)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="pending", index=True, max_length=16)
+    attempts: int = 0
+    created_at: datetime = _utc()
+    next_attempt_at: datetime | None = _utc(nullable=True, default_now=False)
+    last_attempt_at: datetime | None = _utc(nullable=True, default_now=False)
+    delivered_at: datetime | None = _utc(nullable=True, default_now=False)
+    last_error: str | None = Field(default=None, max_length=64)

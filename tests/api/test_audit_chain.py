@@ -90,9 +90,9 @@ def test_tampering_is_found_and_named(
 def test_the_database_refuses_to_change_the_log(
     busy_hub: Hub, monkeypatch: pytest.MonkeyPatch, statement: str
 ) -> None:
-    with pytest.raises(DBAPIError, match="audit_entry is append-only"):
-        with busy_hub.state.engine.begin() as conn:
-            conn.execute(text(statement))
+    refused = pytest.raises(DBAPIError, match="audit_entry is append-only")
+    with refused, busy_hub.state.engine.begin() as conn:
+        conn.execute(text(statement))
 
     code, output = run_verify(busy_hub, monkeypatch)
     assert code == 0, output
