@@ -35,7 +35,8 @@ def _config(connection: Any) -> Config:
 def upgrade(engine: Engine) -> None:
     """Apply every migration the database does not have yet, in one transaction."""
     with engine.begin() as connection:
-        command.upgrade(_config(connection), "head")
+        # "heads": branches made in parallel apply side by side until a merge revision joins them.
+        command.upgrade(_config(connection), "heads")
 
 
 def differences(engine: Engine) -> list[Any]:
