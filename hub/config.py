@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     opa_token: SecretStr | None = None
     opa_timeout_seconds: float = Field(default=0.5, gt=0, le=5)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    # The audit log's name in its signed checkpoints (C2SP origin line); derived from
+    # public_url when unset. Pin it in production: changing it stops old checkpoints verifying.
+    audit_origin: str | None = Field(default=None, pattern=r"^[^\s+]+$", max_length=200)
     demo_sources_port: int = 8101
 
     @model_validator(mode="after")

@@ -8,10 +8,11 @@ This package never imports `hub`.
 from __future__ import annotations
 
 from keys.errors import DecryptionError, KeysError, KeyStoreError, MasterKeyError
-from keys.keyring import KeyRing
+from keys.keyring import DataKey, KeyRing
 from keys.master import load_master_key
 
 __all__ = [
+    "DataKey",
     "DecryptionError",
     "KeyRing",
     "KeyStoreError",

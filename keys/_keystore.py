@@ -144,6 +144,32 @@ def add_missing_keys(
         ) from exc
 
 
+def rotate_key(
+    path: Path, *, master_key: bytes, purpose: str, generate: Callable[[list[StoredKey]], StoredKey]
+) -> list[StoredKey]:
+    """Put a new key, made by `generate(current keys)`, first among the keys of `purpose`.
+
+    Every older key is kept (it still reads and verifies); only the writer changes. The read,
+    the addition and the atomic replacement happen under an exclusive lock on the file.
+    Returns the keys now stored. Raises MasterKeyError and KeyStoreError as `read_keystore`
+    does, and KeyStoreError if the file cannot be replaced.
+    """
+    try:
+        with exclusive_lock(path):
+            keys = read_keystore(path, master_key=master_key)
+            new = generate(keys)
+            first = next((i for i, key in enumerate(keys) if key.purpose == purpose), len(keys))
+            keys = [*keys[:first], new, *keys[first:]]
+            replace_private_file(path, _sealed_file(keys, master_key=master_key))
+            return keys
+    except FileNotFoundError:
+        raise KeyStoreError(f"no keystore at {path}; create one first") from None
+    except OSError as exc:
+        raise KeyStoreError(
+            f"cannot update keystore {path}: {exc.strerror or type(exc).__name__}"
+        ) from exc
+
+
 def read_keystore(path: Path, *, master_key: bytes) -> list[StoredKey]:
     """Read, authenticate and parse the keystore at `path`.
 

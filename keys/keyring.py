@@ -22,6 +22,7 @@ from keys._keystore import (
     add_missing_keys,
     read_keystore,
     rfc3339_utc,
+    rotate_key,
     validate_master_key,
     write_keystore,
 )
@@ -50,6 +51,12 @@ from keys.hazmat.primitives import (
 KEY_VERSION = "v1"
 PSEUDONYM_PREFIX = "v1."
 CIPHERTEXT_VERSION = "v1"
+# Values sealed under a per-subject data key: "sk1.<base64url(nonce || ciphertext)>". The key
+# is the subject's own, so the token names no key id; the hub finds the key by the row.
+SUBJECT_CIPHERTEXT_PREFIX = "sk1."
+# Purposes that `rotate` accepts. The blind-index key is not among them: every stored index
+# would have to be recomputed from decrypted values first.
+ROTATABLE_PURPOSES = (PSEUDONYM_ROOT, DATA_ENCRYPTION, TOKEN_SIGNING, CHECKPOINT_SIGNING)
 
 _PSEUDONYM_INFO = b"hub/pseudonym/v1/"
 _BLIND_INDEX_INFO = b"hub/blind-index/v1/"
@@ -73,6 +80,70 @@ _ALGORITHM = {
 }
 
 
+class DataKey:
+    """One subject's own AES-256-GCM data key (a DEK of envelope encryption).
+
+    Made by `KeyRing.new_data_key` and kept only wrapped (`KeyRing.wrap_data_key`); destroying
+    the wrapped copy makes everything sealed under it unreadable (crypto-shredding).
+    """
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: bytes) -> None:
+        """Raises ValueError unless `secret` is 32 bytes."""
+        if len(secret) != AES_256_KEY_SIZE:
+            raise ValueError(f"data key must be {AES_256_KEY_SIZE} bytes, got {len(secret)}")
+        self._secret = secret
+
+    def __repr__(self) -> str:
+        return "DataKey(<secret>)"
+
+    def encrypt(
+        self, plaintext: bytes, *, associated_data: bytes, nonce: bytes | None = None
+    ) -> str:
+        """Seal `plaintext`; returns "sk1.<base64url(nonce || ciphertext)>".
+
+        `associated_data` should name the table, row and column the value is stored in, so a
+        value moved elsewhere fails to decrypt. Raises ValueError for a `nonce` not 12 bytes.
+        """
+        if nonce is None:
+            nonce = random_bytes(GCM_NONCE_SIZE)
+        elif len(nonce) != GCM_NONCE_SIZE:
+            raise ValueError(f"nonce must be {GCM_NONCE_SIZE} bytes, got {len(nonce)}")
+        sealed = aes_gcm_encrypt(
+            self._secret, nonce=nonce, plaintext=plaintext, associated_data=associated_data
+        )
+        return SUBJECT_CIPHERTEXT_PREFIX + b64url_encode_nopad(nonce + sealed)
+
+    def decrypt(self, token: str, *, associated_data: bytes) -> bytes:
+        """Open a token made by `encrypt`.
+
+        Raises DecryptionError if the token is malformed or fails authentication (wrong key,
+        wrong associated data, or altered).
+        """
+        if not token.startswith(SUBJECT_CIPHERTEXT_PREFIX):
+            raise DecryptionError(
+                f"malformed token: expected prefix {SUBJECT_CIPHERTEXT_PREFIX!r}"
+            )
+        try:
+            raw = b64url_decode_nopad(token[len(SUBJECT_CIPHERTEXT_PREFIX) :])
+        except ValueError:
+            raise DecryptionError("malformed token: payload is not unpadded base64url") from None
+        if len(raw) < GCM_NONCE_SIZE + GCM_TAG_SIZE:
+            raise DecryptionError("malformed token: payload is shorter than nonce and tag")
+        try:
+            return aes_gcm_decrypt(
+                self._secret,
+                nonce=raw[:GCM_NONCE_SIZE],
+                ciphertext=raw[GCM_NONCE_SIZE:],
+                associated_data=associated_data,
+            )
+        except DecryptionError:
+            raise DecryptionError(
+                "authentication failed: wrong key or associated data, or the token was altered"
+            ) from None
+
+
 class _KeyStoreExistsError(KeyStoreError):
     """create() found a keystore already there; open_or_create() opens it instead."""
 
@@ -91,7 +162,12 @@ class KeyRing:
         Raises KeyStoreError if a required purpose is missing or a key has an invalid size.
         """
         self._keys = tuple(keys)
-        self._pseudonym_root = _first(self._keys, PSEUDONYM_ROOT).secret
+        # Every pseudonym-root key, newest (the writer) first: old pseudonyms still resolve.
+        self._pseudonym_roots = [
+            (key.version, key.secret) for key in self._keys if key.purpose == PSEUDONYM_ROOT
+        ]
+        if not self._pseudonym_roots:
+            raise KeyStoreError(f"keystore has no {PSEUDONYM_ROOT!r} key")
         self._blind_index_root = _first(self._keys, BLIND_INDEX).secret
         self._data_key = _first(self._keys, DATA_ENCRYPTION)
         self._data_keys: dict[str, bytes] = {}
@@ -100,14 +176,20 @@ class KeyRing:
                 if len(key.secret) != AES_256_KEY_SIZE:
                     raise KeyStoreError(f"data-encryption key {key.kid} is not 32 bytes")
                 self._data_keys[key.kid] = key.secret
-        signing = _first(self._keys, TOKEN_SIGNING)
-        try:
-            self._signing_key = p256_private_key_from_scalar(signing.secret)
-        except ValueError:
-            raise KeyStoreError(f"token-signing key {signing.kid} is not a P-256 key") from None
-        if signing.kid != _signing_kid(self._signing_key):
-            raise KeyStoreError(f"token-signing key id {signing.kid} does not match its key")
-        self._signing_kid = signing.kid
+        _first(self._keys, TOKEN_SIGNING)
+        # Every token-signing key, the writer first; older ones still verify what they signed.
+        self._signing_keys: list[tuple[KeyId, ec.EllipticCurvePrivateKey]] = []
+        for key in self._keys:
+            if key.purpose != TOKEN_SIGNING:
+                continue
+            try:
+                private = p256_private_key_from_scalar(key.secret)
+            except ValueError:
+                raise KeyStoreError(f"token-signing key {key.kid} is not a P-256 key") from None
+            if key.kid != _signing_kid(private, key.version):
+                raise KeyStoreError(f"token-signing key id {key.kid} does not match its key")
+            self._signing_keys.append((key.kid, private))
+        self._signing_kid, self._signing_key = self._signing_keys[0]
         # Keystores written before checkpoint signing existed have no such key; everything
         # else still works, and `open_or_create` adds one.
         self._checkpoint_keys: list[tuple[KeyId, ed25519.Ed25519PrivateKey]] = []
@@ -122,7 +204,7 @@ class KeyRing:
                     ) from None
                 self._checkpoint_keys.append((key.kid, private))
         # Derived keys are cached: HKDF is cheap, but pseudonyms are computed in bulk.
-        self._pseudonym_keys: dict[str, bytes] = {}
+        self._pseudonym_keys: dict[tuple[str, str], bytes] = {}
         self._blind_index_keys: dict[str, bytes] = {}
 
     @classmethod
@@ -183,16 +265,32 @@ class KeyRing:
 
         The same domain and value always give the same pseudonym; different domains give
         unrelated ones. Callers normalise `value` (case, whitespace, Unicode form) first.
-        The result is "v1." followed by 32 lowercase base32 characters.
+        The result is the current pseudonym-root version ("v1.", "v2." after one rotation...)
+        followed by 32 lowercase base32 characters.
         """
-        domain_key = self._pseudonym_keys.get(domain)
+        version, root = self._pseudonym_roots[0]
+        return self._pseudonym_with(version, root, domain=domain, value=value)
+
+    @property
+    def pseudonym_version(self) -> str:
+        """The version prefix (without the dot) of pseudonyms made now, e.g. "v2"."""
+        return self._pseudonym_roots[0][0]
+
+    def pseudonyms(self, *, domain: str, value: str) -> dict[str, str]:
+        """The pseudonym of `value` in `domain` under every pseudonym-root version held,
+        newest first, keyed by version: what resolves an old pseudonym after a rotation."""
+        return {
+            version: self._pseudonym_with(version, root, domain=domain, value=value)
+            for version, root in self._pseudonym_roots
+        }
+
+    def _pseudonym_with(self, version: str, root: bytes, *, domain: str, value: str) -> str:
+        domain_key = self._pseudonym_keys.get((version, domain))
         if domain_key is None:
-            domain_key = hkdf_sha256(
-                self._pseudonym_root, info=_PSEUDONYM_INFO + domain.encode("utf-8")
-            )
-            self._pseudonym_keys[domain] = domain_key
+            domain_key = hkdf_sha256(root, info=_PSEUDONYM_INFO + domain.encode("utf-8"))
+            self._pseudonym_keys[(version, domain)] = domain_key
         digest = hmac_sha256(domain_key, value.encode("utf-8"))[:_PSEUDONYM_BYTES]
-        return PSEUDONYM_PREFIX + base64.b32encode(digest).decode("ascii").lower()
+        return f"{version}." + base64.b32encode(digest).decode("ascii").lower()
 
     def blind_index(self, *, kind: str, value: str) -> str:
         """Return the hex blind index of `value` for attributes of type `kind`.
@@ -266,6 +364,40 @@ class KeyRing:
             ) from None
 
     @property
+    def data_key_kid(self) -> str:
+        """Key id of the data-encryption key (the key-encryption key) that writes now."""
+        return self._data_key.kid
+
+    @staticmethod
+    def token_kid(token: str) -> str | None:
+        """The key id named by a token of `encrypt` or `wrap_data_key`, or None if it names
+        none (a subject-key token, or a malformed one). Never decrypts."""
+        parts = token.split(".")
+        if len(parts) == 3 and parts[0] == CIPHERTEXT_VERSION:
+            return parts[1]
+        return None
+
+    def new_data_key(self) -> DataKey:
+        """A fresh random per-subject data key, to be stored only wrapped."""
+        return DataKey(random_bytes(AES_256_KEY_SIZE))
+
+    def wrap_data_key(self, key: DataKey, *, associated_data: bytes) -> str:
+        """Encrypt `key` under the current key-encryption key (the data-encryption key);
+        returns a token of `encrypt`'s form, naming that key's id."""
+        return self.encrypt(key._secret, associated_data=associated_data)
+
+    def unwrap_data_key(self, wrapped: str, *, associated_data: bytes) -> DataKey:
+        """Open a key made by `wrap_data_key`, under any data-encryption key held.
+
+        Raises DecryptionError as `decrypt` does, or if the result is not a 32-byte key.
+        """
+        secret = self.decrypt(wrapped, associated_data=associated_data)
+        try:
+            return DataKey(secret)
+        except ValueError:
+            raise DecryptionError("wrapped data key is not 32 bytes") from None
+
+    @property
     def token_signing_kid(self) -> str:
         """Key id of the ES256 token-signing key: "tok-v1-" + 8 hex of its public key's SHA-256."""
         return self._signing_kid
@@ -275,17 +407,20 @@ class KeyRing:
         return p256_private_key_to_pkcs8_pem(self._signing_key)
 
     def token_signing_public_jwk(self) -> dict[str, str]:
-        """The ES256 public key as a JWK (RFC 7517/7518) carrying its kid."""
-        x, y = p256_public_point(self._signing_key.public_key())
-        return {
-            "kty": "EC",
-            "crv": "P-256",
-            "x": b64url_encode_nopad(x),
-            "y": b64url_encode_nopad(y),
-            "kid": self._signing_kid,
-            "alg": "ES256",
-            "use": "sig",
-        }
+        """The current ES256 public key as a JWK (RFC 7517/7518) carrying its kid."""
+        return _public_jwk(self._signing_kid, self._signing_key)
+
+    def token_signing_public_jwks(self) -> list[dict[str, str]]:
+        """Every ES256 public key held, current first, so tokens and receipts signed before a
+        rotation keep verifying."""
+        return [_public_jwk(kid, key) for kid, key in self._signing_keys]
+
+    def token_verifying_jwk(self, kid: str) -> dict[str, str] | None:
+        """The public JWK of the signing key `kid`, or None if this keyring holds no such key."""
+        for held, key in self._signing_keys:
+            if held == kid:
+                return _public_jwk(held, key)
+        return None
 
     @property
     def has_checkpoint_signing_key(self) -> bool:
@@ -326,16 +461,45 @@ class KeyRing:
         return self._checkpoint_keys[0]
 
     def key_ids(self) -> list[dict[str, str]]:
-        """One entry per key, in keystore order: purpose, kid, version, created_at. No secrets."""
-        return [
-            {
-                "purpose": key.purpose,
-                "kid": key.kid,
-                "version": key.version,
-                "created_at": key.created_at,
-            }
-            for key in self._keys
-        ]
+        """One entry per key, in keystore order: purpose, kid, version, created_at and state
+        ("current" for the key that writes, "previous" for older keys that still read and
+        verify). No secrets."""
+        seen: set[str] = set()
+        entries = []
+        for key in self._keys:
+            state = "previous" if key.purpose in seen else "current"
+            seen.add(key.purpose)
+            entries.append(
+                {
+                    "purpose": key.purpose,
+                    "kid": key.kid,
+                    "version": key.version,
+                    "created_at": key.created_at,
+                    "state": state,
+                }
+            )
+        return entries
+
+    @classmethod
+    def rotate(
+        cls, path: Path, *, master_key: bytes, purpose: str, now: datetime | None = None
+    ) -> KeyRing:
+        """Add a new key of `purpose` to the keystore at `path`, as the one that writes.
+
+        Older keys are kept, so everything they encrypted, signed or pseudonymised still reads,
+        verifies and resolves. The new key's version is one more than the highest held.
+        Returns the keyring as now stored. Raises ValueError for a purpose that cannot be
+        rotated (see ROTATABLE_PURPOSES), MasterKeyError and KeyStoreError as `open` does.
+        """
+        if purpose not in ROTATABLE_PURPOSES:
+            raise ValueError(f"purpose {purpose!r} cannot be rotated")
+        created_at = rfc3339_utc(now if now is not None else datetime.now(UTC))
+
+        def generate(existing: list[StoredKey]) -> StoredKey:
+            numbers = [_version_number(k.version) for k in existing if k.purpose == purpose]
+            return _generate(purpose, created_at, version=f"v{max(numbers, default=0) + 1}")
+
+        return cls(rotate_key(path, master_key=master_key, purpose=purpose, generate=generate))
 
 
 def _first(keys: Sequence[StoredKey], purpose: str) -> StoredKey:
@@ -345,35 +509,55 @@ def _first(keys: Sequence[StoredKey], purpose: str) -> StoredKey:
     raise KeyStoreError(f"keystore has no {purpose!r} key")
 
 
-def _signing_kid(key: ec.EllipticCurvePrivateKey) -> KeyId:
+def _public_jwk(kid: str, key: ec.EllipticCurvePrivateKey) -> dict[str, str]:
+    x, y = p256_public_point(key.public_key())
+    return {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": b64url_encode_nopad(x),
+        "y": b64url_encode_nopad(y),
+        "kid": kid,
+        "alg": "ES256",
+        "use": "sig",
+    }
+
+
+def _version_number(version: str) -> int:
+    try:
+        return int(version.removeprefix("v"))
+    except ValueError:
+        return 0
+
+
+def _signing_kid(key: ec.EllipticCurvePrivateKey, version: str = KEY_VERSION) -> KeyId:
     fingerprint = sha256(p256_public_key_to_der(key.public_key())).hex()[:8]
-    return KeyId(f"{_KID_PREFIX[TOKEN_SIGNING]}-{KEY_VERSION}-{fingerprint}")
+    return KeyId(f"{_KID_PREFIX[TOKEN_SIGNING]}-{version}-{fingerprint}")
 
 
-def _checkpoint_kid(seed: bytes) -> KeyId:
+def _checkpoint_kid(seed: bytes, version: str = KEY_VERSION) -> KeyId:
     public = ed25519_public_key_raw(ed25519_private_key_from_seed(seed).public_key())
-    return KeyId(f"{_KID_PREFIX[CHECKPOINT_SIGNING]}-{KEY_VERSION}-{sha256(public).hex()[:8]}")
+    return KeyId(f"{_KID_PREFIX[CHECKPOINT_SIGNING]}-{version}-{sha256(public).hex()[:8]}")
 
 
-def _generate(purpose: str, created_at: str) -> StoredKey:
+def _generate(purpose: str, created_at: str, *, version: str = KEY_VERSION) -> StoredKey:
     if purpose == TOKEN_SIGNING:
         signing_key = generate_p256_private_key()
         secret = p256_private_key_to_scalar(signing_key)
-        kid = _signing_kid(signing_key)
+        kid = _signing_kid(signing_key, version)
     elif purpose == CHECKPOINT_SIGNING:
         # The seed is the RFC 8032 private key. The kid is only a label (unlike the token key's,
         # it is not checked on open): verifiers identify the key by its signed-note key ID,
         # which is computed from the public key itself.
         secret = random_bytes(ED25519_SEED_SIZE)
-        kid = _checkpoint_kid(secret)
+        kid = _checkpoint_kid(secret, version)
     else:
         secret = random_bytes(AES_256_KEY_SIZE if purpose == DATA_ENCRYPTION else _ROOT_SECRET_SIZE)
         # A random suffix: deriving it from the secret would publish a hash of the secret.
-        kid = KeyId(f"{_KID_PREFIX[purpose]}-{KEY_VERSION}-{random_bytes(4).hex()}")
+        kid = KeyId(f"{_KID_PREFIX[purpose]}-{version}-{random_bytes(4).hex()}")
     return StoredKey(
         purpose=purpose,
         kid=kid,
-        version=KEY_VERSION,
+        version=version,
         created_at=created_at,
         algorithm=_ALGORITHM[purpose],
         secret=secret,

@@ -29,6 +29,15 @@ CHECKPOINT_EVERY = 1000
 _STORE_ATTEMPTS = 5
 
 
+def log_origin(settings: Settings) -> str:
+    """The log's name in its checkpoints: `HUB_AUDIT_ORIGIN` if set (pin it in production so a
+    change of public URL never breaks old checkpoints), else derived from `HUB_PUBLIC_URL`.
+
+    Raises ValueError if neither gives a usable name.
+    """
+    return settings.audit_origin or origin_for(settings.public_url)
+
+
 def signer_for(*, keyring: KeyRing, settings: Settings) -> CheckpointSigner:
     """The signer of this hub's log: origin from `settings.public_url`, the keyring's key.
 
@@ -37,7 +46,7 @@ def signer_for(*, keyring: KeyRing, settings: Settings) -> CheckpointSigner:
     """
     try:
         return CheckpointSigner(
-            origin=origin_for(settings.public_url),
+            origin=log_origin(settings),
             private_key=keyring.checkpoint_signing_private(),
         )
     except (KeysError, ValueError) as exc:
@@ -53,7 +62,7 @@ def verifier_keys(*, keyring: KeyRing, settings: Settings) -> tuple[list[Verifie
     cannot name the log.
     """
     try:
-        origin = origin_for(settings.public_url)
+        origin = log_origin(settings)
     except ValueError as exc:
         raise AuditUnavailable(f"checkpoints cannot be verified: {exc}") from exc
     keys = [

@@ -24,6 +24,10 @@ def _json_list() -> Any:
     return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
+def _json_dict() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
 def _utc(*, nullable: bool = False, default_now: bool = True) -> Any:
     if default_now:
         return Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=nullable))
@@ -118,6 +122,11 @@ class Case(SQLModel, table=True):
     designated_agencies: list[str] = _json_list()
     created_at: datetime = _utc()
     updated_at: datetime = _utc()
+    # Set when the case reaches an end (`signposted` or `closed`); `hub retention run` purges
+    # the case once `retain_until` has passed.
+    outcome: str | None = Field(default=None, max_length=32)
+    closed_at: datetime | None = _utc(nullable=True, default_now=False)
+    retain_until: datetime | None = _utc(nullable=True, default_now=False)
 
 
 class CaseTransition(SQLModel, table=True):
@@ -261,6 +270,9 @@ class BreakGlass(SQLModel, table=True):
     decision_id: str = Field(max_length=36)
     reviewed_at: datetime | None = _utc(nullable=True, default_now=False)
     reviewed_by: str | None = Field(default=None, max_length=128)
+    # The DPO's finding; the note is their own words and kept encrypted.
+    review_justified: bool | None = None
+    review_note_ciphertext: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class DecisionRecord(SQLModel, table=True):
@@ -315,3 +327,122 @@ class ConsentNotification(SQLModel, table=True):
     last_attempt_at: datetime | None = _utc(nullable=True, default_now=False)
     delivered_at: datetime | None = _utc(nullable=True, default_now=False)
     last_error: str | None = Field(default=None, max_length=64)
+
+
+class AccessRequest(SQLModel, table=True):
+    """An agency asking the coordinator for a grant; approving it creates the grant."""
+
+    __tablename__ = "access_request"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
+    agency_id: str = Field(foreign_key="agency.id", max_length=64)
+    purposes: list[str] = _json_list()
+    categories: list[str] = _json_list()
+    # The agency's and the coordinator's own words: kept encrypted.
+    justification_ciphertext: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default="pending", max_length=16)  # pending, approved, refused
+    requested_by: str = Field(max_length=128)
+    requested_at: datetime = _utc()
+    decided_by: str | None = Field(default=None, max_length=128)
+    decided_at: datetime | None = _utc(nullable=True, default_now=False)
+    reason_ciphertext: str | None = Field(default=None, sa_column=Column(Text))
+    grant_id: str | None = Field(default=None, foreign_key="grant.id", max_length=36)
+
+
+class PanelService(SQLModel, table=True):
+    """A service a panel signposts people to: an organisation's name, kind and contact."""
+
+    __tablename__ = "panel_service"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    panel_id: str = Field(foreign_key="panel.id", index=True, max_length=64)
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=64)
+    contact: str = Field(max_length=300)
+    created_at: datetime = _utc()
+
+
+class CaseScreening(SQLModel, table=True):
+    """The screening of a case: the profile's eligibility checklist answered, and the outcome."""
+
+    __tablename__ = "case_screening"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
+    checklist: dict[str, Any] = _json_dict()
+    eligible: bool
+    outcome: str = Field(max_length=32)  # signposted, assessment
+    service_id: str | None = Field(default=None, foreign_key="panel_service.id", max_length=36)
+    recorded_by: str = Field(max_length=128)
+    at: datetime = _utc()
+
+
+class CaseAssessment(SQLModel, table=True):
+    """The panel's structured assessment: the profile's threshold dimensions rated, risk and
+    protective factors (codes), the agencies present, and the decision."""
+
+    __tablename__ = "case_assessment"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
+    dimensions: dict[str, Any] = _json_dict()
+    risk_factors: list[str] = _json_list()
+    protective_factors: list[str] = _json_list()
+    agencies_present: list[str] = _json_list()
+    threshold_met: bool
+    decision: str = Field(max_length=32)  # intervention, closed
+    recorded_by: str = Field(max_length=128)
+    at: datetime = _utc()
+
+
+class InterventionPlan(SQLModel, table=True):
+    """A voluntary intervention: who leads, who assists, who provides, when it is reviewed,
+    and the consent it rests on."""
+
+    __tablename__ = "intervention_plan"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
+    subject_id: str = Field(foreign_key="subject.id", index=True, max_length=36)
+    lead_agency: str = Field(foreign_key="agency.id", max_length=64)
+    assisting_agencies: list[str] = _json_list()
+    provider: str = Field(max_length=200)
+    review_dates: list[str] = _json_list()
+    consent_id: str = Field(foreign_key="consent.id", max_length=36)
+    state: str = Field(default="active", max_length=16)  # active, ended
+    load_warning: bool = False
+    recorded_by: str = Field(max_length=128)
+    created_at: datetime = _utc()
+    ended_at: datetime | None = _utc(nullable=True, default_now=False)
+
+
+class SubjectKey(SQLModel, table=True):
+    """A subject's own data key, wrapped by the keyring's key-encryption key.
+
+    Deleting the row crypto-shreds the subject: every value sealed under the key is unreadable.
+    """
+
+    __tablename__ = "subject_key"
+
+    subject_id: str = Field(foreign_key="subject.id", primary_key=True, max_length=36)
+    wrapped_key: str = Field(sa_column=Column(Text, nullable=False))
+    # Which key-encryption key wraps it, so a rotation finds the rows still to re-wrap.
+    kek_kid: str = Field(index=True, max_length=64)
+    created_at: datetime = _utc()
+
+
+class KeyRotation(SQLModel, table=True):
+    """Progress of one re-wrapping or re-encryption run, so an interrupted run resumes."""
+
+    __tablename__ = "key_rotation"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    purpose: str = Field(index=True, max_length=32)
+    target_kid: str = Field(max_length=64)
+    status: str = Field(max_length=16)  # running, done
+    processed: int = 0
+    batches: int = 0
+    started_at: datetime = _utc()
+    updated_at: datetime = _utc()
+    finished_at: datetime | None = _utc(nullable=True, default_now=False)

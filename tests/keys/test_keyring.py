@@ -221,7 +221,7 @@ def test_key_ids_list_every_key_without_secrets(keystore_path: Path, master_key:
         "checkpoint-signing",
     ]
     for entry in listed:
-        assert set(entry) == {"purpose", "kid", "version", "created_at"}
+        assert set(entry) == {"purpose", "kid", "version", "created_at", "state"}
         assert entry["version"] == "v1"
         assert entry["created_at"] == "2024-05-01T12:00:00Z"
         assert re.fullmatch(r"(psn|bix|dek|tok|ckp)-v1-[0-9a-f]{8}", entry["kid"])

@@ -32,6 +32,7 @@ def test_all_is_complete_and_sorted(module: ModuleType) -> None:
 
 def test_keys_offers_the_agreed_api() -> None:
     assert keys.__all__ == [
+        "DataKey",
         "DecryptionError",
         "KeyRing",
         "KeyStoreError",

@@ -184,6 +184,7 @@ def test_profiles(name: str) -> None:
         "legal_bases",
         "break_glass",
         "threshold",
+        "workflow",
     }
     assert profile["age_of_consent"] == (18 if name == "channel_panel" else 16)
     assert str(profile["age_of_consent"]) in profile["description"]

@@ -1,0 +1,31 @@
+"""Settings that change how the hub names and checks things."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from hub.config import Settings
+from hub.services.audit_checkpoints import log_origin
+
+
+def test_audit_origin_is_pinned_when_set_and_derived_otherwise() -> None:
+    assert log_origin(Settings(audit_origin="hub.northtown.example/audit")) == (
+        "hub.northtown.example/audit"
+    )
+    assert log_origin(Settings(public_url="https://hub.example.org")) == "hub.example.org/audit"
+
+
+def test_audit_origin_may_not_hold_spaces_or_plus_signs() -> None:
+    with pytest.raises(ValidationError, match="audit_origin"):
+        Settings(audit_origin="two words")
+
+
+def test_production_refuses_generated_secrets() -> None:
+    with pytest.raises(ValidationError, match="HUB_MASTER_KEY"):
+        Settings(environment="production", database_url="postgresql+psycopg://x@y/z")
+
+
+def test_access_tokens_live_at_most_ten_minutes() -> None:
+    with pytest.raises(ValidationError, match="access_token_ttl_seconds"):
+        Settings(access_token_ttl_seconds=601)
