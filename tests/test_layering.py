@@ -48,3 +48,10 @@ def test_api_vocabulary_matches_the_policy_data() -> None:
     assert set(vocabulary.CATEGORIES) == set(data["categories"])
     assert set(vocabulary.STAGES) == set(data["stage_purposes"])
     assert vocabulary.REFUSED_GROUNDS.isdisjoint(data["categories"])
+
+
+def test_purposes_and_legal_bases_carry_their_dpv_terms() -> None:
+    data = json.loads((ROOT / "policies/hub/config/data.json").read_text())
+    for section in ("purposes", "legal_bases"):
+        for name, entry in data[section].items():
+            assert str(entry.get("dpv", "")).startswith("dpv:"), f"{section}.{name}"
