@@ -250,3 +250,59 @@ def test_retention_run_expires_due_consents(hub: Hub, monkeypatch: pytest.Monkey
     assert result.exit_code == 0, result.output
     assert "1 consents expired" in result.output
     assert "consent_expired" in audit_kinds(hub)
+
+
+def test_withdrawal_and_disclosure_in_parallel_stay_consistent(hub: Hub) -> None:
+    """Run a withdrawal and a disclosure at the same moment, several times: whichever wins,
+    the decision's record shows exactly the consent state it used, and nothing else leaks."""
+    import threading
+
+    case_id = case_in_assessment(hub)
+    agency = hub.agency_headers(SCHOOL)
+    coordinator = hub.user_headers("coordinator")
+    outcomes = []
+    for _ in range(5):
+        consent = record_consent(hub, case_id)
+        barrier = threading.Barrier(2)
+        results: dict[str, Any] = {}
+
+        def withdraw(
+            consent_id: str = consent["id"],
+            out: dict[str, Any] = results,
+            start: threading.Barrier = barrier,
+        ) -> None:
+            start.wait()
+            out["withdraw"] = hub.client.post(
+                f"/v1/consents/{consent_id}/withdraw",
+                headers=coordinator,
+                json={"reason": "withdrawn"},
+            )
+
+        def ask(out: dict[str, Any] = results, start: threading.Barrier = barrier) -> None:
+            start.wait()
+            out["disclose"] = hub.client.post(
+                f"/v1/cases/{case_id}/disclosures",
+                headers=agency,
+                json={"purpose": "risk_assessment", "categories": ["education"]},
+            )
+
+        threads = [threading.Thread(target=withdraw), threading.Thread(target=ask)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results["withdraw"].status_code == 200
+        answer = results["disclose"]
+        decision_id = (
+            answer.json()["decision_id"]
+            if answer.status_code == 200
+            else answer.json()["error"]["details"]["decision_id"]
+        )
+        with hub.session() as session:
+            seen = session.get(DecisionRecord, decision_id)
+            assert seen is not None
+        saw_consent = consent["id"] in [c["id"] for c in seen.input["consents"]]
+        assert saw_consent == (answer.status_code == 200)
+        outcomes.append(answer.status_code)
+        later(hub, timedelta(seconds=1))
+    assert set(outcomes) <= {200, 403}
