@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.api.conftest import PANEL, SCHOOL, SOCIAL, Hub
@@ -83,6 +83,14 @@ def disclose(hub: Hub, case_id: str, *, agency: str = SCHOOL, **body: Any) -> An
     return hub.client.post(
         f"/v1/cases/{case_id}/disclosures", headers=hub.agency_headers(agency), json=payload
     )
+
+
+# The demo people's ages change with the calendar; tests about age pin the hub's clock here.
+PINNED_NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def pin_clock(hub: Hub) -> None:
+    hub.now[0] = PINNED_NOW
 
 
 def later(hub: Hub, delta: timedelta) -> None:

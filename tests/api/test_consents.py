@@ -14,7 +14,14 @@ from sqlmodel import col, select
 
 from hub.storage.models import AuditEntry, DecisionRecord
 from tests.api.conftest import PANEL, POLICE, SCHOOL, SOCIAL, Hub
-from tests.api.flows import case_in_assessment, disclose, later, move, record_consent
+from tests.api.flows import (
+    case_in_assessment,
+    disclose,
+    later,
+    move,
+    pin_clock,
+    record_consent,
+)
 
 
 def consents(hub: Hub, case_id: str) -> list[dict[str, Any]]:
@@ -57,6 +64,7 @@ def test_a_refusal_is_recorded_and_covers_nothing(hub: Hub) -> None:
 
 def test_a_minors_own_consent_is_refused_and_a_parents_accepted(hub: Hub) -> None:
     # Robin is 14: under the situation table's age of consent (16).
+    pin_clock(hub)
     referral = hub.client.post(
         "/v1/referrals",
         headers=hub.agency_headers(SCHOOL),

@@ -12,7 +12,7 @@ from sqlmodel import select
 from hub.services import admin, audit
 from hub.storage.models import BreakGlass
 from tests.api.conftest import PANEL, POLICE, SCHOOL, SOCIAL, YOUTH, Hub
-from tests.api.flows import disclose, later, move, record_consent, refer_alex
+from tests.api.flows import disclose, later, move, pin_clock, record_consent, refer_alex
 
 # What a designated school gets for identity at assessment with no consent, per profile.
 IDENTITY_WITHOUT_CONSENT = {
@@ -152,6 +152,7 @@ def test_a_minors_own_consent_is_not_taken(hub: Hub) -> None:
     """Alex is 15; a situation table's age of consent is 16. The registry refuses to record
     Alex's own consent, and the policy would not count it either (Rego tests
     `minor_consent_not_from_parent` cover a consent recorded before a profile change)."""
+    pin_clock(hub)  # Alex turns 16 in March 2027
     case_id = refer_alex(hub)["id"]
     move(hub, case_id, "screening")
     move(hub, case_id, "assessment", designated_agencies=[SCHOOL, SOCIAL])
