@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from hub.config import Settings
 from hub.storage.db import create_schema, make_engine
-from keys import KeyRing, load_master_key
+from keys import KeyRing, master_key_backend
 
 
 @dataclass(frozen=True)
@@ -18,9 +18,23 @@ class Opened:
     engine: Engine
 
 
+def master_key(settings: Settings) -> bytes:
+    """The existing master key. Raises keys.MasterKeyError if it is missing or malformed."""
+    return _master_key(settings, create=False)
+
+
 def _master_key(settings: Settings, *, create: bool) -> bytes:
     env_value = settings.master_key.get_secret_value() if settings.master_key else None
-    return load_master_key(env_value=env_value, key_file=settings.master_key_file, create=create)
+    passphrase = (
+        settings.master_passphrase.get_secret_value() if settings.master_passphrase else None
+    )
+    backend = master_key_backend(
+        env_value=env_value,
+        passphrase=passphrase,
+        key_file=settings.master_key_file,
+        salt_file=settings.master_salt_file,
+    )
+    return backend.load(create=create)
 
 
 def initialise(settings: Settings) -> Opened:

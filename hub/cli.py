@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from hub.bootstrap import initialise, open_existing
 from hub.cli_audit import audit_app
+from hub.cli_keys import keys_app
 from hub.cli_policy import policy_app
 from hub.config import Settings
 from hub.errors import HubError
@@ -24,7 +25,6 @@ panel_app = typer.Typer(no_args_is_help=True, help="Panels (referral mechanisms)
 agency_app = typer.Typer(no_args_is_help=True, help="Member agencies and their connectors.")
 client_app = typer.Typer(no_args_is_help=True, help="Agency systems' API clients.")
 user_app = typer.Typer(no_args_is_help=True, help="Coordinators, DPOs and admins.")
-keys_app = typer.Typer(no_args_is_help=True, help="The keyring.")
 retention_app = typer.Typer(no_args_is_help=True, help="Time-based rules: expiry and purging.")
 for sub, name in (
     (panel_app, "panel"),
@@ -314,24 +314,33 @@ def user_add(
 
 @retention_app.command("run")
 def retention_run() -> None:
-    """Apply time-based rules now: consents past their validity are marked expired (and
-    logged). Run it from a daily timer."""
+    """Apply time-based rules now: consents past their validity are marked expired, and cases
+    past their retention date are purged (case data removed, the person's key destroyed,
+    audit entries kept and logged). Safe to re-run; run it from a daily timer."""
+    from hub.services import retention
     from hub.services.consents import expire_due
 
     _, keyring, engine = _open()
+
+    def report(number: int, total: int, purged: retention.Purged) -> None:
+        identity = "key shredded" if purged.shredded else "identity rows deleted"
+        if not purged.subject_removed:
+            identity = "person kept (another case remains)"
+        typer.echo(
+            f"retention: purged case {number}/{total} {purged.case_id}"
+            f" ({purged.rows} rows, {identity})"
+        )
+
     try:
         with Session(engine, expire_on_commit=False) as session:
             expired = expire_due(session=session, keyring=keyring, now=_now())
             audit.commit(session=session)
+            due = retention.due(session=session, now=_now())
+            typer.echo(f"retention: {len(due)} cases past their retention date")
+            purged = retention.purge_due(
+                session=session, keyring=keyring, now=_now(), progress=report
+            )
     finally:
         engine.dispose()
     typer.echo(f"retention: {len(expired)} consents expired")
-
-
-@keys_app.command("list")
-def keys_list() -> None:
-    """List the keyring's keys (ids and dates only, never key material)."""
-    _, keyring, engine = _open()
-    engine.dispose()
-    for key in keyring.key_ids():
-        typer.echo(f"{key['purpose']:<16} {key['kid']:<24} {key['version']:<4} {key['created_at']}")
+    typer.echo(f"retention: {len(purged)} cases purged")

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     database_url: str | None = None
     master_key: SecretStr | None = None
+    # Alternative to master_key: a passphrase stretched with scrypt (salt beside the keystore).
+    master_passphrase: SecretStr | None = None
     # The hub's own address as agencies see it; the token endpoint's URL (the audience of a
     # client assertion) is derived from it.
     public_url: str = "http://127.0.0.1:8000"
@@ -38,13 +40,18 @@ class Settings(BaseSettings):
     # public_url when unset. Pin it in production: changing it stops old checkpoints verifying.
     audit_origin: str | None = Field(default=None, pattern=r"^[^\s+]+$", max_length=200)
     demo_sources_port: int = 8101
+    # How long after a pseudonym-root rotation an agency can still turn an old pseudonym into
+    # its current form (GET /v1/pseudonyms/{pseudonym}/current).
+    pseudonym_grace_days: int = Field(default=180, ge=0)
 
     @model_validator(mode="after")
     def _production_needs_explicit_secrets(self) -> Settings:
         # A generated key file is fine on a laptop; production must name its store and key.
         if self.environment == "production":
-            if self.master_key is None:
-                raise ValueError("HUB_MASTER_KEY must be set in production")
+            if self.master_key is None and self.master_passphrase is None:
+                raise ValueError(
+                    "HUB_MASTER_KEY (or HUB_MASTER_PASSPHRASE) must be set in production"
+                )
             if self.database_url is None:
                 raise ValueError("HUB_DATABASE_URL must be set in production")
         return self
@@ -62,6 +69,10 @@ class Settings(BaseSettings):
     @property
     def keystore_path(self) -> Path:
         return self.data_dir / "keystore.json"
+
+    @property
+    def master_salt_file(self) -> Path:
+        return self.data_dir / "master.salt"
 
     @property
     def master_key_file(self) -> Path:

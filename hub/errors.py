@@ -5,6 +5,7 @@
     ├── Unauthenticated       no, expired or forged credentials
     ├── Forbidden             authenticated, but this role may not do this
     ├── NotFound              absent, or not visible to the caller (never confirms existence)
+    │   └── SubjectErased     the subject's data key was destroyed (crypto-shredded)
     ├── Conflict              the state does not allow it (e.g. a transition not allowed now)
     ├── PolicyDenied          the policy decision point said no; carries the reasons
     ├── AuditUnavailable      the audit entry could not be made durable; nothing was disclosed
@@ -41,6 +42,13 @@ class Forbidden(HubError):
 
 class NotFound(HubError):
     code = "not_found"
+
+
+class SubjectErased(NotFound):
+    """The subject's data key is gone, so its encrypted values can never be read again.
+
+    A NotFound, so callers see what they would for any absent record.
+    """
 
 
 class Conflict(HubError):

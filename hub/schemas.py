@@ -9,11 +9,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hub.audit.public import ReceiptPublic
+from hub.matching import parse_date
 from hub.vocabulary import (
     Category,
     Channel,
     ConsentGiver,
     GrantLegalBasis,
+    Outcome,
     Purpose,
     Stage,
 )
@@ -44,15 +46,25 @@ class IdentityCreate(Strict):
     # The referring agency's own identifier for the person, if it has one.
     local_id: str | None = Field(default=None, min_length=1, max_length=100)
 
+    @field_validator("date_of_birth", mode="before")
+    @classmethod
+    def _date_forms(cls, value: object) -> date:
+        # Several written forms are accepted; see hub.matching for which and why day first.
+        return parse_date(value)
+
 
 class ReferralCreate(Strict):
     panel: str = Slug
     subject: IdentityCreate
     channel: Channel = "agency"
     indicators: list[str] = Field(min_length=1, max_length=20)
+    protective_factors: list[str] = Field(default_factory=list, max_length=20)
     summary: str = Field(default="", max_length=2000)
+    # Only when a coordinator enters a referral from another channel: the member agency that
+    # received it (e.g. the one running the helpline).
+    received_by: str | None = Field(default=None, min_length=1, max_length=64)
 
-    @field_validator("indicators")
+    @field_validator("indicators", "protective_factors")
     @classmethod
     def _codes(cls, value: list[str]) -> list[str]:
         for code in value:
@@ -69,11 +81,15 @@ class CasePublic(BaseModel):
     referred_by: str
     channel: str
     indicators: list[str]
+    protective_factors: list[str] = Field(default_factory=list)
     lead_agency: str | None
     designated_agencies: list[str]
     summary: str | None = None  # coordinators only
     created_at: datetime
     updated_at: datetime
+    outcome: str | None = None
+    closed_at: datetime | None = None
+    retain_until: datetime | None = None
 
 
 class TransitionCreate(Strict):
@@ -81,6 +97,8 @@ class TransitionCreate(Strict):
     reason: str = Field(min_length=1, max_length=500)
     lead_agency: str | None = Field(default=None, max_length=64)
     designated_agencies: list[str] | None = Field(default=None, max_length=20)
+    # Required sense when closing; a close without one records `no_further_action`.
+    outcome: Outcome | None = None
 
 
 class ConsentCreate(Strict):
@@ -232,3 +250,154 @@ class NotificationPublic(BaseModel):
 class NotificationsPublic(BaseModel):
     data: list[NotificationPublic]
     count: int
+
+
+class AccessRequestCreate(Strict):
+    purpose: Purpose
+    categories: list[Category] = Field(min_length=1, max_length=9)
+    justification: str = Field(min_length=1, max_length=1000)
+
+
+class AccessRequestDecision(Strict):
+    decision: Literal["approve", "refuse"]
+    # For an approval: the grant's window (the profile caps its length).
+    not_before: datetime | None = None
+    expires_at: datetime | None = None
+    legal_basis: GrantLegalBasis = "public_task"
+    # For a refusal: why, in words the agency can act on.
+    reason: str | None = Field(default=None, min_length=1, max_length=500)
+
+
+class AccessRequestPublic(BaseModel):
+    id: str
+    case_id: str
+    agency: str
+    purpose: str
+    categories: list[str]
+    justification: str
+    state: Literal["pending", "approved", "refused"]
+    requested_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    reason: str | None
+    grant: GrantPublic | None
+
+
+class AccessRequestsPublic(BaseModel):
+    data: list[AccessRequestPublic]
+    count: int
+
+
+class BreakGlassPublic(BaseModel):
+    id: str
+    case_id: str
+    agency: str
+    opened_at: datetime
+    expires_at: datetime
+    status: Literal["open", "reviewed"]
+    reviewed_at: datetime | None
+    reviewed_by: str | None
+    justified: bool | None
+    note: str | None
+
+
+class BreakGlassesPublic(BaseModel):
+    data: list[BreakGlassPublic]
+    count: int
+
+
+class BreakGlassReview(Strict):
+    justified: bool
+    note: str = Field(min_length=1, max_length=1000)
+
+
+class ServiceCreate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    kind: str = Field(min_length=1, max_length=64)
+    contact: str = Field(min_length=1, max_length=300)
+
+
+class ServicePublic(BaseModel):
+    id: str
+    panel: str
+    name: str
+    kind: str
+    contact: str
+
+
+class ServicesPublic(BaseModel):
+    data: list[ServicePublic]
+    count: int
+
+
+class ScreeningCreate(Strict):
+    # Each question of the profile's eligibility checklist, answered yes or no.
+    checklist: dict[str, bool]
+    outcome: Literal["signposted", "assessment"]
+    service_id: str | None = Field(default=None, max_length=36)  # where a signposted case goes
+    designated_agencies: list[str] | None = Field(default=None, max_length=20)
+    reason: str = Field(default="screening", min_length=1, max_length=500)
+
+
+class ScreeningPublic(BaseModel):
+    id: str
+    case_id: str
+    checklist: dict[str, bool]
+    eligible: bool
+    outcome: str
+    service: ServicePublic | None
+    recorded_by: str
+    at: datetime
+    case: CasePublic
+
+
+Rating = Literal["none", "low", "medium", "high"]
+
+
+class AssessmentCreate(Strict):
+    # One rating for each of the profile's threshold dimensions.
+    dimensions: dict[str, Rating]
+    risk_factors: list[str] = Field(default_factory=list, max_length=30)
+    protective_factors: list[str] = Field(default_factory=list, max_length=30)
+    agencies_present: list[str] = Field(min_length=1, max_length=20)
+    threshold_met: bool
+    decision: Literal["intervention", "closed"]
+    reason: str = Field(default="assessment", min_length=1, max_length=500)
+
+
+class AssessmentPublic(BaseModel):
+    id: str
+    case_id: str
+    threshold: str
+    dimensions: dict[str, str]
+    risk_factors: list[str]
+    protective_factors: list[str]
+    agencies_present: list[str]
+    threshold_met: bool
+    decision: str
+    recorded_by: str
+    at: datetime
+    case: CasePublic
+
+
+class InterventionCreate(Strict):
+    lead_agency: str = Field(min_length=1, max_length=64)
+    assisting_agencies: list[str] = Field(default_factory=list, max_length=20)
+    provider: str = Field(min_length=1, max_length=200)
+    review_dates: list[date] = Field(min_length=1, max_length=24)
+    # The person's voluntary agreement: a consent recorded on this case.
+    consent_id: str = Field(min_length=1, max_length=36)
+
+
+class InterventionPublic(BaseModel):
+    id: str
+    case_id: str
+    lead_agency: str
+    assisting_agencies: list[str]
+    provider: str
+    review_dates: list[date]
+    consent_id: str
+    state: str
+    created_at: datetime
+    warnings: list[str]
+    case: CasePublic

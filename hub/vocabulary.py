@@ -29,6 +29,18 @@ AgencyKind = Literal["police", "social_services", "school", "health", "cso", "lo
 Channel = Literal[
     "agency", "helpline", "web_form", "self_referral", "family_or_peer", "signposting"
 ]
+# How a case ended: `signposted` at screening, the rest at `closed`.
+Outcome = Literal[
+    "signposted",
+    "threshold_not_met",
+    "intervention_completed",
+    "risk_reduced",
+    "consent_declined",
+    "consent_withdrawn",
+    "referred_elsewhere",
+    "moved_away",
+    "no_further_action",
+]
 ConsentGiver = Literal["subject", "parent", "guardian", "representative"]
 GrantLegalBasis = Literal["public_task", "legal_obligation"]
 

@@ -9,14 +9,26 @@ from __future__ import annotations
 
 from keys.errors import DecryptionError, KeysError, KeyStoreError, MasterKeyError
 from keys.keyring import DataKey, KeyRing
-from keys.master import load_master_key
+from keys.master import (
+    EnvMasterKey,
+    KeyFileMasterKey,
+    MasterKeyBackend,
+    PassphraseMasterKey,
+    load_master_key,
+    master_key_backend,
+)
 
 __all__ = [
     "DataKey",
     "DecryptionError",
+    "EnvMasterKey",
+    "KeyFileMasterKey",
     "KeyRing",
     "KeyStoreError",
     "KeysError",
+    "MasterKeyBackend",
     "MasterKeyError",
+    "PassphraseMasterKey",
     "load_master_key",
+    "master_key_backend",
 ]

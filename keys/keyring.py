@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +82,24 @@ _ALGORITHM = {
 }
 
 
+# `refresh` re-reads the keystore at most this often when it meets an unknown key id.
+_REFRESH_INTERVAL_SECONDS = 5.0
+# What `refresh` replaces: every attribute the constructor derives from the keys.
+_STATE_ATTRIBUTES = (
+    "_keys",
+    "_pseudonym_roots",
+    "_blind_index_root",
+    "_data_key",
+    "_data_keys",
+    "_signing_keys",
+    "_signing_kid",
+    "_signing_key",
+    "_checkpoint_keys",
+    "_pseudonym_keys",
+    "_blind_index_keys",
+)
+
+
 class DataKey:
     """One subject's own AES-256-GCM data key (a DEK of envelope encryption).
 
@@ -122,9 +142,7 @@ class DataKey:
         wrong associated data, or altered).
         """
         if not token.startswith(SUBJECT_CIPHERTEXT_PREFIX):
-            raise DecryptionError(
-                f"malformed token: expected prefix {SUBJECT_CIPHERTEXT_PREFIX!r}"
-            )
+            raise DecryptionError(f"malformed token: expected prefix {SUBJECT_CIPHERTEXT_PREFIX!r}")
         try:
             raw = b64url_decode_nopad(token[len(SUBJECT_CIPHERTEXT_PREFIX) :])
         except ValueError:
@@ -196,15 +214,19 @@ class KeyRing:
         for key in self._keys:
             if key.purpose == CHECKPOINT_SIGNING:
                 try:
-                    private = ed25519_private_key_from_seed(key.secret)
+                    seed_key = ed25519_private_key_from_seed(key.secret)
                 except ValueError:
                     raise KeyStoreError(
                         f"checkpoint-signing key {key.kid} is not a {ED25519_SEED_SIZE}-byte "
                         "Ed25519 seed"
                     ) from None
-                self._checkpoint_keys.append((key.kid, private))
+                self._checkpoint_keys.append((key.kid, seed_key))
         # Derived keys are cached: HKDF is cheap, but pseudonyms are computed in bulk.
         self._pseudonym_keys: dict[tuple[str, str], bytes] = {}
+        # Where `refresh` re-reads the keys from; set by the constructors that read a file.
+        self._source: tuple[Path, bytes] | None = None
+        self._refresh_lock = threading.Lock()
+        self._refreshed_at = float("-inf")
         self._blind_index_keys: dict[str, bytes] = {}
 
     @classmethod
@@ -226,7 +248,9 @@ class KeyRing:
             raise _KeyStoreExistsError(
                 f"keystore {path} already exists; refusing to overwrite it"
             ) from None
-        return cls(keys)
+        ring = cls(keys)
+        ring._source = (path, master_key)
+        return ring
 
     @classmethod
     def open(cls, path: Path, *, master_key: bytes) -> KeyRing:
@@ -235,7 +259,9 @@ class KeyRing:
         Raises MasterKeyError if `master_key` is not 32 bytes or does not open the keystore,
         KeyStoreError if the file is missing, unreadable, corrupt or of an unknown format version.
         """
-        return cls(read_keystore(path, master_key=master_key))
+        ring = cls(read_keystore(path, master_key=master_key))
+        ring._source = (path, master_key)
+        return ring
 
     @classmethod
     def open_or_create(
@@ -258,7 +284,9 @@ class KeyRing:
         keys = add_missing_keys(
             path, master_key=master_key, generate=lambda purpose: _generate(purpose, created_at)
         )
-        return cls(keys)
+        ring = cls(keys)
+        ring._source = (path, master_key)
+        return ring
 
     def pseudonym(self, *, domain: str, value: str) -> str:
         """Return the stable pseudonym of `value` within `domain`.
@@ -342,6 +370,8 @@ class KeyRing:
         if version != CIPHERTEXT_VERSION:
             raise DecryptionError(f"unsupported token version: expected {CIPHERTEXT_VERSION!r}")
         key = self._data_keys.get(kid)
+        if key is None and self.refresh():
+            key = self._data_keys.get(kid)
         if key is None:
             # The kid is not echoed: the token may come from anywhere.
             raise DecryptionError("unknown key id: no such data-encryption key in this keyring")
@@ -417,9 +447,12 @@ class KeyRing:
 
     def token_verifying_jwk(self, kid: str) -> dict[str, str] | None:
         """The public JWK of the signing key `kid`, or None if this keyring holds no such key."""
-        for held, key in self._signing_keys:
-            if held == kid:
-                return _public_jwk(held, key)
+        for attempt in range(2):
+            for held, key in self._signing_keys:
+                if held == kid:
+                    return _public_jwk(held, key)
+            if attempt == 0 and not self.refresh():
+                break
         return None
 
     @property
@@ -499,7 +532,30 @@ class KeyRing:
             numbers = [_version_number(k.version) for k in existing if k.purpose == purpose]
             return _generate(purpose, created_at, version=f"v{max(numbers, default=0) + 1}")
 
-        return cls(rotate_key(path, master_key=master_key, purpose=purpose, generate=generate))
+        ring = cls(rotate_key(path, master_key=master_key, purpose=purpose, generate=generate))
+        ring._source = (path, master_key)
+        return ring
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Re-read the keystore this keyring was opened from, taking in keys added by a rotation
+        in another process (`hub keys rotate` while `hub serve` runs), so the hub keeps serving.
+
+        Unless `force`, re-reads at most once per few seconds, so tokens naming unknown key ids
+        cannot make every request read the file. Returns whether the keys were re-read.
+        Raises MasterKeyError and KeyStoreError as `open` does.
+        """
+        if self._source is None:
+            return False
+        with self._refresh_lock:
+            now = time.monotonic()
+            if not force and now - self._refreshed_at < _REFRESH_INTERVAL_SECONDS:
+                return False
+            path, master_key = self._source
+            fresh = KeyRing(read_keystore(path, master_key=master_key))
+            self._refreshed_at = now
+            for name in _STATE_ATTRIBUTES:
+                setattr(self, name, getattr(fresh, name))
+            return True
 
 
 def _first(keys: Sequence[StoredKey], purpose: str) -> StoredKey:

@@ -1,19 +1,151 @@
-"""Loading the master key that encrypts the keystore."""
+"""Loading the master key that encrypts the keystore.
+
+Where the master key comes from is a `MasterKeyBackend`. The local ones are implemented here:
+
+- `EnvMasterKey`: HUB_MASTER_KEY, base64 of 32 bytes;
+- `PassphraseMasterKey`: HUB_MASTER_PASSPHRASE, stretched with scrypt (N=2**15, r=8, p=1)
+  and a random 16-byte salt kept in a file beside the keystore (`master.salt`, mode 0o600);
+- `KeyFileMasterKey`: a generated key file readable only by its owner.
+
+A KMS or HSM backend implements the same one-method interface: it keeps a data key wrapped by
+a key that never leaves the KMS/HSM (stored, say, as `master.key.wrapped`) and, in `load`,
+asks the KMS to unwrap it (AWS KMS Decrypt, GCP KMS decrypt, Vault transit/decrypt, PKCS#11
+C_UnwrapKey), returning the 32 bytes. See docs/keys.md.
+"""
 
 from __future__ import annotations
 
 import os
 import stat
 from pathlib import Path
+from typing import Protocol
 
 from keys._b64 import b64_decode_lenient, b64_encode
 from keys._files import write_new_private_file
 from keys.errors import MasterKeyError
-from keys.hazmat.primitives import AES_256_KEY_SIZE, random_bytes
+from keys.hazmat.primitives import AES_256_KEY_SIZE, random_bytes, scrypt_derive
 
 MASTER_KEY_SIZE = AES_256_KEY_SIZE
 # Read at most this much from a key file, so a wrong path cannot make us slurp a huge file.
 _MAX_KEY_FILE_SIZE = 4096
+_SALT_SIZE = 16
+# Shortest passphrase accepted: scrypt slows guessing but cannot save a short passphrase.
+MIN_PASSPHRASE_LENGTH = 12
+
+
+class MasterKeyBackend(Protocol):
+    """Where the master key comes from (see the module docstring for KMS and HSM)."""
+
+    def load(self, *, create: bool) -> bytes:
+        """Return the 32-byte master key, making one first if `create` and the backend can.
+
+        Raises MasterKeyError if the key is missing, malformed or cannot be obtained.
+        """
+        ...
+
+
+class EnvMasterKey:
+    """The master key given directly (HUB_MASTER_KEY), base64 of 32 bytes."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "EnvMasterKey(<secret>)"
+
+    def load(self, *, create: bool) -> bytes:
+        """Raises MasterKeyError unless the value is base64 of 32 bytes."""
+        del create
+        return _decode_master_key(self._value, error="HUB_MASTER_KEY must be base64 of 32 bytes")
+
+
+class KeyFileMasterKey:
+    """A key file readable only by its owner, generated on first use if `create`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self, *, create: bool) -> bytes:
+        """Raises MasterKeyError as `load_master_key` does for a key file."""
+        return load_master_key(env_value=None, key_file=self.path, create=create)
+
+
+class PassphraseMasterKey:
+    """A passphrase (HUB_MASTER_PASSPHRASE) stretched with scrypt and a stored random salt."""
+
+    def __init__(self, passphrase: str, *, salt_file: Path) -> None:
+        self._passphrase = passphrase
+        self.salt_file = salt_file
+
+    def __repr__(self) -> str:
+        return f"PassphraseMasterKey(<secret>, salt_file={self.salt_file!r})"
+
+    def load(self, *, create: bool) -> bytes:
+        """Raises MasterKeyError if the passphrase is shorter than 12 characters, or the salt
+        file is missing (and not `create`), too exposed or malformed."""
+        if len(self._passphrase) < MIN_PASSPHRASE_LENGTH:
+            raise MasterKeyError(
+                f"HUB_MASTER_PASSPHRASE must be at least {MIN_PASSPHRASE_LENGTH} characters"
+            )
+        salt = self._salt(create=create)
+        return scrypt_derive(self._passphrase.encode("utf-8"), salt=salt, length=MASTER_KEY_SIZE)
+
+    def _salt(self, *, create: bool) -> bytes:
+        error = f"salt file {self.salt_file} must contain base64 of {_SALT_SIZE} bytes"
+        try:
+            return _read_salt(self.salt_file, error=error)
+        except FileNotFoundError:
+            if not create:
+                raise MasterKeyError(
+                    f"no salt file {self.salt_file}: the passphrase cannot be stretched without it"
+                ) from None
+        salt = random_bytes(_SALT_SIZE)
+        try:
+            write_new_private_file(self.salt_file, (b64_encode(salt) + "\n").encode("ascii"))
+        except FileExistsError:
+            return _read_salt(self.salt_file, error=error)
+        except OSError as exc:
+            raise MasterKeyError(
+                f"cannot write salt file {self.salt_file}: {exc.strerror or type(exc).__name__}"
+            ) from exc
+        return salt
+
+
+def _read_salt(path: Path, *, error: str) -> bytes:
+    # Raises FileNotFoundError (for the caller to decide) or MasterKeyError.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise MasterKeyError(
+            f"cannot open salt file {path}: {exc.strerror or type(exc).__name__}"
+        ) from exc
+    try:
+        content = _read_checked(path, fd)
+    finally:
+        os.close(fd)
+    try:
+        salt = b64_decode_lenient(content.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        raise MasterKeyError(error) from None
+    if len(salt) != _SALT_SIZE:
+        raise MasterKeyError(error)
+    return salt
+
+
+def master_key_backend(
+    *, env_value: str | None, passphrase: str | None, key_file: Path, salt_file: Path
+) -> MasterKeyBackend:
+    """The local backend the settings name: HUB_MASTER_KEY, else HUB_MASTER_PASSPHRASE, else
+    the key file. Raises MasterKeyError if both a key and a passphrase are given."""
+    if env_value is not None and passphrase is not None:
+        raise MasterKeyError("set HUB_MASTER_KEY or HUB_MASTER_PASSPHRASE, not both")
+    if env_value is not None:
+        return EnvMasterKey(env_value)
+    if passphrase is not None:
+        return PassphraseMasterKey(passphrase, salt_file=salt_file)
+    return KeyFileMasterKey(key_file)
 
 
 def load_master_key(*, env_value: str | None, key_file: Path, create: bool = False) -> bytes:

@@ -7,9 +7,21 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from hub.api import errors
+from hub.api import docs, errors
+from hub.api.headers import SecurityHeaders
 from hub.api.limits import RequestLimits
-from hub.api.routes import audit, auth, cases, disclosures, notifications, permissions
+from hub.api.routes import (
+    access_requests,
+    audit,
+    auth,
+    break_glass,
+    cases,
+    disclosures,
+    identities,
+    notifications,
+    permissions,
+    workflow,
+)
 from hub.api.state import HubState
 from hub.bootstrap import open_existing
 from hub.config import Settings
@@ -28,12 +40,29 @@ def create_app(state: HubState) -> FastAPI:
         version="0.1.0",
         summary="Policy-checked, pseudonymised, audited sharing between referral-panel agencies",
         lifespan=lifespan,
+        # /docs is served by hub.api.docs from local assets (no CDN, no inline script).
+        docs_url=None,
+        redoc_url=None,
     )
+    docs.install(app)
     app.state.hub = state
     errors.install(app)
-    for module in (auth, cases, permissions, disclosures, audit, notifications):
+    for module in (
+        auth,
+        cases,
+        permissions,
+        disclosures,
+        audit,
+        notifications,
+        access_requests,
+        break_glass,
+        workflow,
+        identities,
+    ):
         app.include_router(module.router)
     app.add_middleware(RequestLimits, max_body_bytes=state.settings.max_body_bytes)
+    # Added last, so it wraps everything: even a 413 from RequestLimits carries the headers.
+    app.add_middleware(SecurityHeaders)
     return app
 
 

@@ -199,7 +199,16 @@ def principal_from_access_token(
     *, session: Session, keyring: KeyRing, settings: Settings, token: str, now: datetime
 ) -> Principal:
     """Verify one of our own access tokens; raises Unauthenticated if expired or forged."""
-    key = verification_key(keyring.token_signing_public_jwk(), "ES256")
+    # Any signing key the keyring still holds verifies, found by the token's kid, so tokens
+    # issued before a rotation stay valid until they expire.
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except JWTError as exc:
+        raise Unauthenticated("access token is invalid or expired") from exc
+    jwk = keyring.token_verifying_jwk(kid) if isinstance(kid, str) else None
+    if jwk is None:
+        raise Unauthenticated("access token is invalid or expired")
+    key = verification_key(jwk, "ES256")
     try:
         claims = jwt.decode(
             token,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, select
 
-from hub.errors import BadRequest, Conflict
+from hub.errors import BadRequest, Conflict, SubjectErased
 from hub.schemas import CasePublic, TransitionCreate
-from hub.services import audit, subjects
+from hub.services import audit, profiles, subjects
 from hub.services.access import require_coordinator, visible_case
 from hub.services.principals import COORDINATOR, Principal
-from hub.storage.models import Case, CaseTransition, PanelMembership
+from hub.storage.models import Case, CaseTransition, InterventionPlan, Panel, PanelMembership
 from hub.vocabulary import TRANSITIONS
 from keys import KeyRing
 
@@ -25,10 +27,17 @@ def _caller_domain(principal: Principal, case: Case) -> str:
 def case_view(*, keyring: KeyRing, principal: Principal, case: Case) -> CasePublic:
     """The case as this caller may see it: its own pseudonym; the summary for coordinators."""
     summary = None
-    if principal.has_role(COORDINATOR) and case.summary_ciphertext is not None:
-        summary = keyring.decrypt(
-            case.summary_ciphertext, associated_data=f"case/{case.id}/summary".encode()
-        ).decode()
+    session = object_session(case)
+    if (
+        principal.has_role(COORDINATOR)
+        and case.summary_ciphertext is not None
+        and isinstance(session, Session)
+    ):
+        try:
+            summary = subjects.case_summary(session=session, keyring=keyring, case=case)
+        except SubjectErased:
+            # The subject was crypto-shredded: the case's record stays, its free text is gone.
+            summary = None
     return CasePublic(
         id=case.id,
         panel=case.panel_id,
@@ -39,11 +48,15 @@ def case_view(*, keyring: KeyRing, principal: Principal, case: Case) -> CasePubl
         referred_by=case.referred_by,
         channel=case.channel,
         indicators=list(case.indicators),
+        protective_factors=list(case.protective_factors),
         lead_agency=case.lead_agency,
         designated_agencies=list(case.designated_agencies),
         summary=summary,
         created_at=case.created_at,
         updated_at=case.updated_at,
+        outcome=case.outcome,
+        closed_at=case.closed_at,
+        retain_until=case.retain_until,
     )
 
 
@@ -79,46 +92,103 @@ def transition(
     """
     case = visible_case(session=session, principal=principal, case_id=case_id)
     require_coordinator(principal=principal, case=case)
-    if change.to not in TRANSITIONS[case.stage]:
-        raise Conflict(f"a case cannot move from {case.stage} to {change.to}")
+    move_case(
+        session=session,
+        keyring=keyring,
+        principal=principal,
+        case=case,
+        to=change.to,
+        reason=change.reason,
+        now=now,
+        lead_agency=change.lead_agency,
+        designated_agencies=change.designated_agencies,
+        outcome=change.outcome,
+    )
+    audit.commit(session=session)
+    return case_view(keyring=keyring, principal=principal, case=case)
+
+
+END_STAGES = ("signposted", "closed")
+
+
+def move_case(
+    *,
+    session: Session,
+    keyring: KeyRing,
+    principal: Principal,
+    case: Case,
+    to: str,
+    reason: str,
+    now: datetime,
+    lead_agency: str | None = None,
+    designated_agencies: list[str] | None = None,
+    outcome: str | None = None,
+) -> None:
+    """Check and make one transition with its audit entry; the caller commits.
+
+    Reaching an end (`signposted`, `closed`) records the outcome, ends the case's active
+    intervention plans and sets the retention date from the panel's profile.
+    """
+    if to not in TRANSITIONS[case.stage]:
+        raise Conflict(f"a case cannot move from {case.stage} to {to}")
+    if to == "signposted":
+        if outcome not in (None, "signposted"):
+            raise BadRequest("a signposted case has the outcome signposted")
+        outcome = "signposted"
+    elif to == "closed":
+        if outcome == "signposted":
+            raise BadRequest("outcome signposted is reached through screening, not closing")
+        outcome = outcome or "no_further_action"
+    elif outcome is not None:
+        raise BadRequest("an outcome is given only when closing")
     members = panel_agencies(session=session, panel_id=case.panel_id)
-    if change.lead_agency is not None:
-        if change.lead_agency not in members:
+    if lead_agency is not None:
+        if lead_agency not in members:
             raise BadRequest("lead_agency is not an agency of the panel")
-        case.lead_agency = change.lead_agency
-    if change.designated_agencies is not None:
-        unknown = set(change.designated_agencies) - members
+        case.lead_agency = lead_agency
+    if designated_agencies is not None:
+        unknown = set(designated_agencies) - members
         if unknown:
             raise BadRequest("designated_agencies names agencies not of the panel")
-        case.designated_agencies = sorted(set(change.designated_agencies))
-    if change.to == "intervention" and case.lead_agency is None:
+        case.designated_agencies = sorted(set(designated_agencies))
+    if to == "intervention" and case.lead_agency is None:
         raise BadRequest("an intervention needs a lead_agency")
     session.add(
         CaseTransition(
             case_id=case.id,
             from_stage=case.stage,
-            to_stage=change.to,
+            to_stage=to,
             actor=principal.actor,
-            reason=change.reason,
+            reason=reason,
             at=now,
         )
     )
-    audit.append(
-        session=session,
-        kind="transition",
-        body={
-            "actor": principal.actor,
-            "case": case.id,
-            "subject": subjects.audit_ref(keyring, subject_id=case.subject_id),
-            "from": case.stage,
-            "to": change.to,
-            "lead_agency": case.lead_agency,
-            "designated_agencies": case.designated_agencies,
-        },
-        now=now,
-    )
-    case.stage = change.to
+    body: dict[str, Any] = {
+        "actor": principal.actor,
+        "case": case.id,
+        "subject": subjects.audit_ref(keyring, subject_id=case.subject_id),
+        "from": case.stage,
+        "to": to,
+        "lead_agency": case.lead_agency,
+        "designated_agencies": case.designated_agencies,
+    }
+    if to in END_STAGES:
+        panel = session.get(Panel, case.panel_id)
+        days = profiles.retention_days(panel.profile if panel is not None else "")
+        case.outcome = outcome
+        case.closed_at = now
+        case.retain_until = now + timedelta(days=days)
+        for plan in session.exec(
+            select(InterventionPlan).where(
+                InterventionPlan.case_id == case.id, InterventionPlan.state == "active"
+            )
+        ).all():
+            plan.state = "ended"
+            plan.ended_at = now
+            session.add(plan)
+        body["outcome"] = outcome
+        body["retain_until"] = case.retain_until.isoformat()
+    audit.append(session=session, kind="transition", body=body, now=now)
+    case.stage = to
     case.updated_at = now
     session.add(case)
-    audit.commit(session=session)
-    return case_view(keyring=keyring, principal=principal, case=case)

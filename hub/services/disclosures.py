@@ -242,11 +242,14 @@ def request_disclosure(
     or AuditUnavailable (nothing disclosed).
     """
     session, keyring = deps.session, deps.keyring
-    if principal.kind != "agency" or principal.agency_id is None:
-        raise Forbidden("disclosures are requested by agency systems")
     case = session.get(Case, case_id)
     if case is None:
         raise NotFound("case not found")
+    if principal.kind != "agency" or principal.agency_id is None:
+        # A person of another panel is not told the case exists (panel isolation).
+        if case.panel_id not in principal.panels:
+            raise NotFound("case not found")
+        raise Forbidden("disclosures are requested by agency systems")
     decision_id = str(uuid.uuid4())
     subject_ref = subjects.audit_ref(keyring, subject_id=case.subject_id)
     policy_input = build_policy_input(

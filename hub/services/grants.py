@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, select
 
 from hub.errors import BadRequest, Conflict, NotFound
 from hub.schemas import GrantCreate, GrantPublic, GrantRevoke
-from hub.services import audit, subjects
+from hub.services import audit, profiles, subjects
 from hub.services.access import require_coordinator, visible_case
 from hub.services.cases import panel_agencies
 from hub.services.principals import Principal
-from hub.storage.models import Case, Grant
+from hub.storage.models import Case, Grant, Panel
 from keys import KeyRing
 
 # A grant is for a piece of work, not a standing permission.
 MAX_GRANT_DURATION = timedelta(days=90)
 
 
-def _public(row: Grant) -> GrantPublic:
+def public(row: Grant) -> GrantPublic:
     return GrantPublic(
         id=row.id,
         case_id=row.case_id,
@@ -46,46 +47,84 @@ def create_grant(
     """Grant one agency access. Raises NotFound, Forbidden or BadRequest."""
     case = visible_case(session=session, principal=principal, case_id=case_id)
     require_coordinator(principal=principal, case=case)
-    if grant.agency not in panel_agencies(session=session, panel_id=case.panel_id):
-        raise BadRequest("agency is not an agency of the panel")
-    not_before = grant.not_before or now
-    if grant.expires_at.tzinfo is None or not_before.tzinfo is None:
-        raise BadRequest("times must carry a time zone")
-    if grant.expires_at <= max(now, not_before):
-        raise BadRequest("expires_at must be in the future and after not_before")
-    if grant.expires_at - not_before > MAX_GRANT_DURATION:
-        raise BadRequest(f"a grant may last at most {MAX_GRANT_DURATION.days} days")
-    row = Grant(
-        case_id=case.id,
+    row = issue_grant(
+        session=session,
+        keyring=keyring,
+        principal=principal,
+        case=case,
         agency_id=grant.agency,
-        purposes=sorted(set(grant.purposes)),
-        categories=sorted(set(grant.categories)),
-        not_before=not_before,
+        purposes=list(grant.purposes),
+        categories=list(grant.categories),
+        not_before=grant.not_before,
         expires_at=grant.expires_at,
         legal_basis=grant.legal_basis,
+        now=now,
+    )
+    audit.commit(session=session)
+    return public(row)
+
+
+def max_duration(*, session: Session, case: Case) -> timedelta:
+    """The longest grant the case's panel profile allows, never above the hub's ceiling."""
+    panel = session.get(Panel, case.panel_id)
+    days = profiles.max_grant_days(panel.profile) if panel is not None else 0
+    return min(timedelta(days=days), MAX_GRANT_DURATION)
+
+
+def issue_grant(
+    *,
+    session: Session,
+    keyring: KeyRing,
+    principal: Principal,
+    case: Case,
+    agency_id: str,
+    purposes: list[str],
+    categories: list[str],
+    not_before: datetime | None,
+    expires_at: datetime,
+    legal_basis: str,
+    now: datetime,
+    access_request: str | None = None,
+) -> Grant:
+    """Check and add a grant and its audit entry; the caller commits. Raises BadRequest."""
+    if agency_id not in panel_agencies(session=session, panel_id=case.panel_id):
+        raise BadRequest("agency is not an agency of the panel")
+    not_before = not_before or now
+    if expires_at.tzinfo is None or not_before.tzinfo is None:
+        raise BadRequest("times must carry a time zone")
+    if expires_at <= max(now, not_before):
+        raise BadRequest("expires_at must be in the future and after not_before")
+    longest = max_duration(session=session, case=case)
+    if expires_at - not_before > longest:
+        raise BadRequest(f"a grant may last at most {longest.days} days under the panel's profile")
+    row = Grant(
+        case_id=case.id,
+        agency_id=agency_id,
+        purposes=sorted(set(purposes)),
+        categories=sorted(set(categories)),
+        not_before=not_before,
+        expires_at=expires_at,
+        legal_basis=legal_basis,
         granted_by=principal.actor,
         created_at=now,
     )
     session.add(row)
     session.flush()
-    audit.append(
-        session=session,
-        kind="grant_created",
-        body={
-            "actor": principal.actor,
-            "case": case.id,
-            "subject": subjects.audit_ref(keyring, subject_id=case.subject_id),
-            "grant": row.id,
-            "agency": row.agency_id,
-            "purposes": row.purposes,
-            "categories": row.categories,
-            "not_before": row.not_before.isoformat(),
-            "expires_at": row.expires_at.isoformat(),
-        },
-        now=now,
-    )
-    audit.commit(session=session)
-    return _public(row)
+    body: dict[str, Any] = {
+        "actor": principal.actor,
+        "case": case.id,
+        "subject": subjects.audit_ref(keyring, subject_id=case.subject_id),
+        "grant": row.id,
+        "agency": row.agency_id,
+        "purposes": row.purposes,
+        "categories": row.categories,
+        "not_before": row.not_before.isoformat(),
+        "expires_at": row.expires_at.isoformat(),
+    }
+    if access_request is not None:
+        body["access_request"] = access_request
+    audit.append(session=session, kind="grant_created", body=body, now=now)
+    return row
 
 
 def revoke_grant(
@@ -120,7 +159,7 @@ def revoke_grant(
         now=now,
     )
     audit.commit(session=session)
-    return _public(row)
+    return public(row)
 
 
 def active_grants(*, session: Session, case: Case, agency_id: str) -> list[Grant]:

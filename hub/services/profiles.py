@@ -79,3 +79,15 @@ def threshold_dimensions(profile: str) -> tuple[str, ...]:
     threshold = _profiles().get(profile, {}).get("threshold", {})
     dims = threshold.get("dimensions", []) if isinstance(threshold, dict) else []
     return tuple(str(d) for d in dims)
+
+
+def break_glass_hours(profile: str) -> int:
+    """How long a break-glass window lasts under this profile (the policy enforces it)."""
+    found = _profiles().get(profile, {}).get("break_glass", {})
+    value = found.get("max_hours") if isinstance(found, dict) else None
+    return value if isinstance(value, int) else 72
+
+
+def threshold_name(profile: str) -> str:
+    threshold = _profiles().get(profile, {}).get("threshold", {})
+    return str(threshold.get("name", "")) if isinstance(threshold, dict) else ""

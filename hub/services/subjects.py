@@ -7,9 +7,19 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
-from sqlmodel import Session, select
+from sqlalchemy.orm import object_session
+from sqlmodel import Session, col, delete, select
 
-from hub.storage.models import Subject, SubjectLocalId
+from hub.matching import normalise_name
+from hub.services import subject_keys
+from hub.storage.models import (
+    Case,
+    PossibleMatch,
+    Subject,
+    SubjectFieldIndex,
+    SubjectKey,
+    SubjectLocalId,
+)
 from keys import KeyRing
 
 AUDIT_DOMAIN = "audit"
@@ -22,10 +32,33 @@ class Identity:
     date_of_birth: date
 
     def normalised(self) -> str:
+        """The matching form (hub.matching) of name and date of birth, for the blind index."""
+        return (
+            f"n2|{normalise_name(self.given_name)}|{normalise_name(self.family_name)}|"
+            f"{self.date_of_birth.isoformat()}"
+        )
+
+    def legacy_normalised(self) -> str:
+        """The form indexed before hub.matching existed, so older subjects are still found."""
+
         def norm(text: str) -> str:
             return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
         return f"{norm(self.given_name)}|{norm(self.family_name)}|{self.date_of_birth.isoformat()}"
+
+    def field_indexes(self, keyring: KeyRing) -> dict[str, str]:
+        """Blind indexes of each field alone, to find near matches."""
+        return {
+            "given_name": keyring.blind_index(
+                kind="given-name", value=normalise_name(self.given_name)
+            ),
+            "family_name": keyring.blind_index(
+                kind="family-name", value=normalise_name(self.family_name)
+            ),
+            "date_of_birth": keyring.blind_index(
+                kind="date-of-birth", value=self.date_of_birth.isoformat()
+            ),
+        }
 
     def age_on(self, day: date) -> int:
         dob = self.date_of_birth
@@ -49,21 +82,29 @@ def audit_ref(keyring: KeyRing, *, subject_id: str) -> str:
     return keyring.pseudonym(domain=AUDIT_DOMAIN, value=subject_id)
 
 
-def _identity_ad(subject_id: str) -> bytes:
-    return f"subject/{subject_id}/identity".encode()
-
-
-def _local_id_ad(row_id: str) -> bytes:
-    return f"subject_local_id/{row_id}/local_id".encode()
-
-
 def _local_index(keyring: KeyRing, *, agency_id: str, local_id: str) -> str:
     return keyring.blind_index(kind="local-id", value=f"{agency_id}|{local_id}")
 
 
 def identity_of(keyring: KeyRing, subject: Subject) -> Identity:
+    """The subject's identity, decrypted under its data key.
+
+    Raises SubjectErased if the subject was crypto-shredded, keys.DecryptionError if the
+    stored value does not open (altered, or moved from another row).
+    """
+    session = object_session(subject)
+    if not isinstance(session, Session):
+        raise ValueError("subject is not attached to a session")
     data = json.loads(
-        keyring.decrypt(subject.identity_ciphertext, associated_data=_identity_ad(subject.id))
+        subject_keys.open_value(
+            session=session,
+            keyring=keyring,
+            subject_id=subject.id,
+            table="subject",
+            row=subject.id,
+            column="identity_ciphertext",
+            token=subject.identity_ciphertext,
+        )
     )
     return Identity(
         given_name=data["given_name"],
@@ -94,10 +135,24 @@ def find_or_create(
             session=session, keyring=keyring, agency_id=agency_id, local_id=local_id
         )
     index = keyring.blind_index(kind="identity", value=identity.normalised())
+    legacy_index = keyring.blind_index(kind="identity", value=identity.legacy_normalised())
     if subject is None:
-        subject = session.exec(select(Subject).where(Subject.identity_index == index)).first()
+        subject = session.exec(
+            select(Subject).where(col(Subject.identity_index).in_([index, legacy_index]))
+        ).first()
     if subject is None:
         subject = Subject(identity_ciphertext="", identity_index=index)
+        session.add(subject)
+        session.flush()
+        fields = identity.field_indexes(keyring)
+        session.add(
+            SubjectFieldIndex(
+                subject_id=subject.id,
+                given_name_index=fields["given_name"],
+                family_name_index=fields["family_name"],
+                date_of_birth_index=fields["date_of_birth"],
+            )
+        )
         plaintext = json.dumps(
             {
                 "given_name": identity.given_name,
@@ -105,8 +160,14 @@ def find_or_create(
                 "date_of_birth": identity.date_of_birth.isoformat(),
             }
         ).encode()
-        subject.identity_ciphertext = keyring.encrypt(
-            plaintext, associated_data=_identity_ad(subject.id)
+        subject.identity_ciphertext = subject_keys.seal(
+            session=session,
+            keyring=keyring,
+            subject_id=subject.id,
+            table="subject",
+            row=subject.id,
+            column="identity_ciphertext",
+            plaintext=plaintext,
         )
         session.add(subject)
         session.flush()
@@ -136,8 +197,14 @@ def link_local_id(
     link = SubjectLocalId(
         subject_id=subject.id, agency_id=agency_id, local_id_ciphertext="", local_id_index=index
     )
-    link.local_id_ciphertext = keyring.encrypt(
-        local_id.encode(), associated_data=_local_id_ad(link.id)
+    link.local_id_ciphertext = subject_keys.seal(
+        session=session,
+        keyring=keyring,
+        subject_id=subject.id,
+        table="subject_local_id",
+        row=link.id,
+        column="local_id_ciphertext",
+        plaintext=local_id.encode(),
     )
     session.add(link)
     session.flush()
@@ -149,8 +216,111 @@ def local_ids(*, session: Session, keyring: KeyRing, subject_id: str) -> dict[st
         select(SubjectLocalId).where(SubjectLocalId.subject_id == subject_id)
     ).all()
     return {
-        link.agency_id: keyring.decrypt(
-            link.local_id_ciphertext, associated_data=_local_id_ad(link.id)
+        link.agency_id: subject_keys.open_value(
+            session=session,
+            keyring=keyring,
+            subject_id=subject_id,
+            table="subject_local_id",
+            row=link.id,
+            column="local_id_ciphertext",
+            token=link.local_id_ciphertext,
         ).decode()
         for link in links
     }
+
+
+def record_possible_matches(
+    *, session: Session, keyring: KeyRing, case: Case, identity: Identity
+) -> list[PossibleMatch]:
+    """Record, for the coordinator to confirm, every other subject whose identity differs
+    from `identity` in exactly one field (given name, family name or date of birth).
+
+    Nothing is merged: the case stays with its own subject until a coordinator decides.
+    """
+    fields = identity.field_indexes(keyring)
+    columns = {
+        "given_name": SubjectFieldIndex.given_name_index,
+        "family_name": SubjectFieldIndex.family_name_index,
+        "date_of_birth": SubjectFieldIndex.date_of_birth_index,
+    }
+    found: list[PossibleMatch] = []
+    for differing in columns:
+        same = [col(columns[name]) == fields[name] for name in columns if name != differing]
+        rows = session.exec(
+            select(SubjectFieldIndex).where(
+                *same,
+                col(columns[differing]) != fields[differing],
+                col(SubjectFieldIndex.subject_id) != case.subject_id,
+            )
+        ).all()
+        for row in rows:
+            match = PossibleMatch(
+                case_id=case.id, candidate_subject_id=row.subject_id, differing_field=differing
+            )
+            session.add(match)
+            found.append(match)
+    if found:
+        session.flush()
+    return found
+
+
+def shred(*, session: Session, keyring: KeyRing, subject_id: str) -> None:
+    """Crypto-shred the subject: destroy its data key, so its identity, local identifiers and
+    case free text can never be decrypted again, from this database or any copy of it.
+
+    Values still sealed under the keyring rather than the subject's key (written before
+    per-subject keys existed) are overwritten, and the blind indexes are replaced by random
+    values so new referrals never link to the erased subject. Pseudonyms and the audit log are
+    kept: they name nobody without the identity. Idempotent. Raises nothing for an unknown id.
+    """
+    del keyring  # The keyring is not needed to destroy; it is taken for a uniform signature.
+    subject = session.get(Subject, subject_id)
+    if subject is None:
+        return
+    session.exec(delete(SubjectKey).where(col(SubjectKey.subject_id) == subject_id))
+    subject.identity_ciphertext = subject_keys.SHREDDED
+    subject.identity_index = f"shredded:{subject.id}"
+    session.add(subject)
+    session.exec(delete(SubjectFieldIndex).where(col(SubjectFieldIndex.subject_id) == subject_id))
+    for link in session.exec(
+        select(SubjectLocalId).where(SubjectLocalId.subject_id == subject_id)
+    ).all():
+        link.local_id_ciphertext = subject_keys.SHREDDED
+        link.local_id_index = f"shredded:{link.id}"
+        session.add(link)
+    for case in session.exec(select(Case).where(Case.subject_id == subject_id)).all():
+        if case.summary_ciphertext is not None:
+            case.summary_ciphertext = subject_keys.SHREDDED
+            session.add(case)
+    session.flush()
+
+
+def case_summary(*, session: Session, keyring: KeyRing, case: Case) -> str | None:
+    """The case's free-text summary, decrypted under its subject's data key, if it has one.
+
+    Raises SubjectErased if the subject was shredded.
+    """
+    if case.summary_ciphertext is None:
+        return None
+    return subject_keys.open_value(
+        session=session,
+        keyring=keyring,
+        subject_id=case.subject_id,
+        table="case",
+        row=case.id,
+        column="summary_ciphertext",
+        token=case.summary_ciphertext,
+    ).decode()
+
+
+def seal_case_summary(*, session: Session, keyring: KeyRing, case: Case, summary: str) -> None:
+    """Store the case's free-text summary under its subject's data key."""
+    case.summary_ciphertext = subject_keys.seal(
+        session=session,
+        keyring=keyring,
+        subject_id=case.subject_id,
+        table="case",
+        row=case.id,
+        column="summary_ciphertext",
+        plaintext=summary.encode(),
+    )

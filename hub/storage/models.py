@@ -127,6 +127,13 @@ class Case(SQLModel, table=True):
     outcome: str | None = Field(default=None, max_length=32)
     closed_at: datetime | None = _utc(nullable=True, default_now=False)
     retain_until: datetime | None = _utc(nullable=True, default_now=False)
+    # Protective factors named at referral (codes from the profile's vocabulary).
+    protective_factors: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+    # Who put the referral into the hub: the agency system, or a coordinator entering one
+    # from the helpline, the web form or another channel.
+    entered_by: str | None = Field(default=None, max_length=128)
 
 
 class CaseTransition(SQLModel, table=True):
@@ -446,3 +453,48 @@ class KeyRotation(SQLModel, table=True):
     started_at: datetime = _utc()
     updated_at: datetime = _utc()
     finished_at: datetime | None = _utc(nullable=True, default_now=False)
+
+
+class SubjectFieldIndex(SQLModel, table=True):
+    """Blind indexes of a subject's single identity fields, to offer near matches (all but one
+    field equal) to a coordinator. Never used to merge on its own."""
+
+    __tablename__ = "subject_field_index"
+
+    subject_id: str = Field(foreign_key="subject.id", primary_key=True, max_length=36)
+    given_name_index: str = Field(index=True, max_length=128)
+    family_name_index: str = Field(index=True, max_length=128)
+    date_of_birth_index: str = Field(index=True, max_length=128)
+
+
+class PossibleMatch(SQLModel, table=True):
+    """A referral whose person differs from an existing subject in one field: for the
+    coordinator to confirm or reject, never merged silently."""
+
+    __tablename__ = "possible_match"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
+    candidate_subject_id: str = Field(foreign_key="subject.id", max_length=36)
+    differing_field: str = Field(max_length=32)
+    status: str = Field(default="open", max_length=16)  # open, confirmed, rejected
+    created_at: datetime = _utc()
+
+
+class ReidentificationRequest(SQLModel, table=True):
+    """A request to learn who a case's subject is, needing a coordinator and a DPO to approve
+    when the requester is not the coordinator of an open case of that subject."""
+
+    __tablename__ = "reidentification_request"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
+    requested_by: str = Field(max_length=128)
+    reason_code: str = Field(max_length=64)
+    # The requester's words may name people: sealed under the subject's data key.
+    reason_ciphertext: str = Field(sa_column=Column(Text, nullable=False))
+    # [{"actor": ..., "role": ...}], the requester's own approval first.
+    approvals: list[dict[str, str]] = _json_list()
+    status: str = Field(max_length=16)  # pending, approved, used
+    created_at: datetime = _utc()
+    decided_at: datetime | None = _utc(nullable=True, default_now=False)

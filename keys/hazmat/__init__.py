@@ -24,6 +24,7 @@ from keys.hazmat.primitives import (
     p256_public_key_to_der,
     p256_public_point,
     random_bytes,
+    scrypt_derive,
     sha256,
 )
 
@@ -46,5 +47,6 @@ __all__ = [
     "p256_public_key_to_der",
     "p256_public_point",
     "random_bytes",
+    "scrypt_derive",
     "sha256",
 ]

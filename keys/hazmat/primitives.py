@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from keys.errors import DecryptionError
 
@@ -50,6 +51,13 @@ def hkdf_sha256(
     Raises ValueError if `length` is larger than HKDF-SHA256 can produce.
     """
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(key_material)
+
+
+def scrypt_derive(
+    passphrase: bytes, *, salt: bytes, length: int = 32, n: int = 2**15, r: int = 8, p: int = 1
+) -> bytes:
+    """Stretch `passphrase` with scrypt (RFC 7914). Raises ValueError for invalid parameters."""
+    return Scrypt(salt=salt, length=length, n=n, r=r, p=p).derive(passphrase)
 
 
 def aes_gcm_encrypt(key: bytes, *, nonce: bytes, plaintext: bytes, associated_data: bytes) -> bytes:

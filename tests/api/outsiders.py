@@ -46,3 +46,24 @@ def add_outsider_agency(hub: Hub) -> dict[str, str]:
     response = hub.token_response(assertion)
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def add_outsider_user(hub: Hub, role: str) -> dict[str, str]:
+    """A coordinator or DPO of the Southtown panel; return their bearer headers."""
+    now = datetime.now(UTC)
+    username = f"southtown-{role}"
+    password = "southtown-" + role + "-password-1234"
+    with hub.session() as session:
+        admin.ensure_panel(session=session, panel_id="southtown", name="Southtown", now=now)
+        admin.ensure_user(
+            session=session,
+            username=username,
+            password=password,
+            role=role,
+            panel_id="southtown",
+            now=now,
+        )
+        audit.commit(session=session)
+    response = hub.client.post("/v1/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}

@@ -166,3 +166,37 @@ def test_agencies_cannot_do_a_coordinators_work(hub: Hub) -> None:
     )
     assert_error(response, 403, "forbidden")
     record_consent(hub, case_id)  # the coordinator still can
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/healthz"), ("GET", "/v1/cases/x"), ("POST", "/v1/referrals"), ("GET", "/nowhere")],
+)
+def test_every_response_carries_the_security_headers(hub: Hub, method: str, path: str) -> None:
+    response = hub.client.request(
+        method, path, headers={"Content-Type": "text/plain"}, content=b"x"
+    )
+
+    csp = dict(
+        d.strip().split(" ", 1) for d in response.headers["content-security-policy"].split(";")
+    )
+    assert csp["script-src"] == "'self'"
+    assert csp["object-src"] == "'none'"
+    assert csp["frame-ancestors"] == "'none'"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_api_docs_are_served_locally_without_inline_script(hub: Hub) -> None:
+    page = hub.client.get("/docs")
+    assert page.status_code == 200
+    assert "<script>" not in page.text and "cdn" not in page.text.lower()
+    for src in (
+        "/docs-assets/swagger-ui-bundle.js",
+        "/docs-start.js",
+        "/docs-assets/swagger-ui.css",
+    ):
+        assert src in page.text
+        assert hub.client.get(src).status_code == 200
+    assert hub.client.get("/openapi.json").json()["info"]["title"] == "Inter-agency hub"

@@ -34,11 +34,16 @@ def test_keys_offers_the_agreed_api() -> None:
     assert keys.__all__ == [
         "DataKey",
         "DecryptionError",
+        "EnvMasterKey",
+        "KeyFileMasterKey",
         "KeyRing",
         "KeyStoreError",
         "KeysError",
+        "MasterKeyBackend",
         "MasterKeyError",
+        "PassphraseMasterKey",
         "load_master_key",
+        "master_key_backend",
     ]
     for error in (keys.MasterKeyError, keys.KeyStoreError, keys.DecryptionError):
         assert issubclass(error, keys.KeysError)

@@ -82,8 +82,9 @@ def log_key(keyring: KeyRingDep, settings: SettingsDep) -> PlainTextResponse:
 
 @router.get("/.well-known/jwks.json")
 def jwks(keyring: KeyRingDep) -> dict[str, Any]:
-    """The keys that sign access tokens."""
-    return {"keys": [keyring.token_signing_public_jwk()]}
+    """The keys that sign access tokens and receipts: the current one first, then previous
+    ones, which still verify what they signed before a rotation."""
+    return {"keys": keyring.token_signing_public_jwks()}
 
 
 @router.get("/healthz")

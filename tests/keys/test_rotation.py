@@ -1,0 +1,69 @@
+"""KeyRing rotation, per-subject data keys and refreshing from the keystore."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from keys import DataKey, DecryptionError, KeyRing
+
+
+def test_rotation_adds_a_writer_and_keeps_every_reader(
+    ring: KeyRing, keystore_path: Path, master_key: bytes
+) -> None:
+    token = ring.encrypt(b"x", associated_data=b"ad")
+    rotated = KeyRing.rotate(keystore_path, master_key=master_key, purpose="data-encryption")
+    assert rotated.data_key_kid.startswith("dek-v2-")
+    assert rotated.decrypt(token, associated_data=b"ad") == b"x"
+    assert KeyRing.token_kid(rotated.encrypt(b"y", associated_data=b"ad")) == rotated.data_key_kid
+    states = [(k["purpose"], k["version"], k["state"]) for k in rotated.key_ids()]
+    assert ("data-encryption", "v2", "current") in states
+    assert ("data-encryption", "v1", "previous") in states
+    again = KeyRing.rotate(keystore_path, master_key=master_key, purpose="data-encryption")
+    assert again.data_key_kid.startswith("dek-v3-")
+
+
+def test_the_blind_index_key_cannot_be_rotated(
+    ring: KeyRing, keystore_path: Path, master_key: bytes
+) -> None:
+    with pytest.raises(ValueError, match="cannot be rotated"):
+        KeyRing.rotate(keystore_path, master_key=master_key, purpose="blind-index")
+
+
+def test_an_open_keyring_takes_in_keys_rotated_elsewhere(
+    ring: KeyRing, keystore_path: Path, master_key: bytes
+) -> None:
+    serving = KeyRing.open(keystore_path, master_key=master_key)
+    rotated = KeyRing.rotate(keystore_path, master_key=master_key, purpose="data-encryption")
+    token = rotated.encrypt(b"new", associated_data=b"ad")
+    assert serving.decrypt(token, associated_data=b"ad") == b"new"
+    assert serving.data_key_kid == rotated.data_key_kid
+    assert serving.token_verifying_jwk("tok-v9-missing") is None
+
+
+def test_a_wrapped_data_key_opens_only_with_its_associated_data(ring: KeyRing) -> None:
+    key = ring.new_data_key()
+    wrapped = ring.wrap_data_key(key, associated_data=b"subject_key/1")
+    opened = ring.unwrap_data_key(wrapped, associated_data=b"subject_key/1")
+    token = key.encrypt(b"value", associated_data=b"t/r/c")
+    assert opened.decrypt(token, associated_data=b"t/r/c") == b"value"
+    with pytest.raises(DecryptionError, match="authentication failed"):
+        ring.unwrap_data_key(wrapped, associated_data=b"subject_key/2")
+    with pytest.raises(DecryptionError, match="authentication failed"):
+        ring.new_data_key().decrypt(token, associated_data=b"t/r/c")
+    assert "secret" in repr(key)
+
+
+def test_data_key_refuses_bad_input() -> None:
+    with pytest.raises(ValueError, match="data key must be 32 bytes"):
+        DataKey(b"short")
+    key = DataKey(bytes(32))
+    with pytest.raises(ValueError, match="nonce must be 12 bytes"):
+        key.encrypt(b"x", associated_data=b"", nonce=b"1")
+    with pytest.raises(DecryptionError, match="expected prefix"):
+        key.decrypt("v1.kid.payload", associated_data=b"")
+    with pytest.raises(DecryptionError, match="not unpadded base64url"):
+        key.decrypt("sk1.***", associated_data=b"")
+    with pytest.raises(DecryptionError, match="shorter than nonce and tag"):
+        key.decrypt("sk1.AAAA", associated_data=b"")
