@@ -401,3 +401,26 @@ class InterventionPublic(BaseModel):
     created_at: datetime
     warnings: list[str]
     case: CasePublic
+
+
+class OversightDecisionPublic(BaseModel):
+    """One disclosure or denial as a DPO sees it: references and codes, no personal data."""
+
+    decision_id: str
+    at: datetime
+    decision: Literal["allow", "deny"]
+    agency: str
+    case_id: str
+    subject_ref: str  # the audit log's pseudonym for the person
+    purpose: str
+    categories_requested: list[str]
+    categories_permitted: list[str]
+    legal_basis: str | None
+    reasons: list[str]
+    break_glass: bool
+    policy_revision: str
+
+
+class OversightDecisionsPublic(BaseModel):
+    data: list[OversightDecisionPublic]
+    count: int

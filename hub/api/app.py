@@ -19,6 +19,7 @@ from hub.api.routes import (
     disclosures,
     identities,
     notifications,
+    oversight,
     permissions,
     workflow,
 )
@@ -58,6 +59,7 @@ def create_app(state: HubState) -> FastAPI:
         break_glass,
         workflow,
         identities,
+        oversight,
     ):
         app.include_router(module.router)
     app.add_middleware(RequestLimits, max_body_bytes=state.settings.max_body_bytes)

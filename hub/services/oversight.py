@@ -1,0 +1,117 @@
+"""Oversight for data protection officers: every disclosure and denial of their panel, and one
+person's disclosure history (found by the audit log's pseudonym for them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from sqlmodel import Session, col, select
+
+from hub.errors import Forbidden, NotFound
+from hub.schemas import OversightDecisionPublic, OversightDecisionsPublic
+from hub.services import subjects
+from hub.services.principals import DPO, Principal
+from hub.storage.models import Case, DecisionRecord
+from keys import KeyRing
+
+MAX_PAGE = 200
+
+
+def _panel_of(principal: Principal) -> str:
+    if not principal.has_role(DPO) or principal.panel_id is None:
+        raise Forbidden("only a data protection officer of a panel may use oversight")
+    return principal.panel_id
+
+
+def _public(row: DecisionRecord, case: Case, keyring: KeyRing) -> OversightDecisionPublic:
+    request = row.input.get("request", {})
+    return OversightDecisionPublic(
+        decision_id=row.decision_id,
+        at=row.at,
+        decision="allow" if row.allow else "deny",
+        agency=row.agency_id,
+        case_id=row.case_id,
+        subject_ref=subjects.audit_ref(keyring, subject_id=case.subject_id),
+        purpose=str(request.get("purpose", "")),
+        categories_requested=list(request.get("categories", [])),
+        categories_permitted=list(row.output.get("permitted_categories", [])),
+        legal_basis=row.output.get("legal_basis"),
+        reasons=sorted({str(r.get("code")) for r in row.output.get("reasons", [])}),
+        break_glass=bool(request.get("break_glass", False)),
+        policy_revision=row.policy_revision,
+    )
+
+
+def list_decisions(
+    *,
+    session: Session,
+    keyring: KeyRing,
+    principal: Principal,
+    agency: str | None = None,
+    purpose: str | None = None,
+    case_id: str | None = None,
+    decision: Literal["allow", "deny"] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> OversightDecisionsPublic:
+    """Disclosures and denials of the DPO's panel, newest first. Raises Forbidden."""
+    panel = _panel_of(principal)
+    query = (
+        select(DecisionRecord, Case)
+        .join(Case, col(Case.id) == col(DecisionRecord.case_id))
+        .where(Case.panel_id == panel)
+    )
+    if agency is not None:
+        query = query.where(DecisionRecord.agency_id == agency)
+    if case_id is not None:
+        query = query.where(DecisionRecord.case_id == case_id)
+    if decision is not None:
+        query = query.where(DecisionRecord.allow == (decision == "allow"))
+    if since is not None:
+        query = query.where(col(DecisionRecord.at) >= since)
+    if until is not None:
+        query = query.where(col(DecisionRecord.at) < until)
+    rows = session.exec(
+        query.order_by(col(DecisionRecord.at).desc(), col(DecisionRecord.decision_id))
+    ).all()
+    # The purpose lives inside the stored input; filtering it here keeps the SQL portable.
+    items = [
+        _public(record, case, keyring)
+        for record, case in rows
+        if purpose is None or record.input.get("request", {}).get("purpose") == purpose
+    ]
+    page = items[offset : offset + min(limit, MAX_PAGE)]
+    return OversightDecisionsPublic(data=page, count=len(items))
+
+
+def subject_history(
+    *, session: Session, keyring: KeyRing, principal: Principal, subject_ref: str
+) -> OversightDecisionsPublic:
+    """Every disclosure and denial about one person in the DPO's panel (subject access).
+
+    `subject_ref` is the audit log's pseudonym for the person. Raises NotFound for anyone but a
+    DPO of the panel, and if no case of the panel is about that person, so the answer never
+    says whether someone exists.
+    """
+    try:
+        panel = _panel_of(principal)
+    except Forbidden as exc:
+        raise NotFound("no case of this panel is about that person") from exc
+    case_ids = [
+        case.id
+        for case in session.exec(select(Case).where(Case.panel_id == panel)).all()
+        if subjects.audit_ref(keyring, subject_id=case.subject_id) == subject_ref
+    ]
+    if not case_ids:
+        raise NotFound("no case of this panel is about that person")
+    rows = session.exec(
+        select(DecisionRecord, Case)
+        .join(Case, col(Case.id) == col(DecisionRecord.case_id))
+        .where(col(DecisionRecord.case_id).in_(case_ids))
+        .order_by(col(DecisionRecord.at).desc(), col(DecisionRecord.decision_id))
+    ).all()
+    items = [_public(record, case, keyring) for record, case in rows]
+    return OversightDecisionsPublic(data=items, count=len(items))
