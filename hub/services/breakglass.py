@@ -8,7 +8,8 @@ from sqlmodel import Session, col, select
 
 from hub.errors import BadRequest, Conflict, Forbidden, NotFound
 from hub.schemas import BreakGlassesPublic, BreakGlassPublic, BreakGlassReview
-from hub.services import audit, profiles, subjects
+from hub.services import audit, profiles
+from hub.services.case_audit import case_event
 from hub.services.principals import DPO, Principal
 from hub.storage.models import BreakGlass, Case, Panel
 from keys import KeyRing
@@ -116,19 +117,19 @@ def review_window(
         review.note.encode(), associated_data=_note_ad(row.id)
     )
     session.add(row)
-    audit.append(
+    case_event(
         session=session,
+        keyring=keyring,
+        actor=principal.actor,
+        case=case,
         kind="break_glass_reviewed",
-        body={
-            "actor": principal.actor,
-            "case": case.id,
-            "subject": subjects.audit_ref(keyring, subject_id=case.subject_id),
+        now=now,
+        details={
             "break_glass": row.id,
             "agency": row.agency_id,
             "decision_id": row.decision_id,
             "justified": review.justified,
         },
-        now=now,
     )
     audit.commit(session=session)
     return _public(session=session, keyring=keyring, row=row, case=case)

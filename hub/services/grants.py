@@ -11,6 +11,7 @@ from hub.errors import BadRequest, Conflict, NotFound
 from hub.schemas import GrantCreate, GrantPublic, GrantRevoke
 from hub.services import audit, profiles, subjects
 from hub.services.access import require_coordinator, visible_case
+from hub.services.case_audit import case_event
 from hub.services.cases import panel_agencies
 from hub.services.principals import Principal
 from hub.storage.models import Case, Grant, Panel
@@ -147,16 +148,16 @@ def revoke_grant(
     row.state = "revoked"
     row.revoked_at = now
     session.add(row)
-    audit.append(
+    case_event(
         session=session,
+        keyring=keyring,
+        actor=principal.actor,
+        case=case,
         kind="grant_revoked",
-        body={
-            "actor": principal.actor,
-            "case": case.id,
-            "subject": subjects.audit_ref(keyring, subject_id=case.subject_id),
+        now=now,
+        details={
             "grant": row.id,
         },
-        now=now,
     )
     audit.commit(session=session)
     return public(row)

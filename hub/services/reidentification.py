@@ -17,6 +17,7 @@ from sqlmodel import Session
 from hub.errors import BadRequest, Conflict, Forbidden, NotFound
 from hub.services import audit, subject_keys, subjects
 from hub.services.access import visible_case
+from hub.services.case_audit import case_event
 from hub.services.principals import COORDINATOR, DPO, Principal
 from hub.services.referrals import OPEN_STAGES
 from hub.storage.models import Case, ReidentificationRequest, Subject
@@ -67,18 +68,18 @@ def _granted(
     if subject is None:
         raise NotFound("case not found")
     identity = subjects.identity_of(keyring, subject)
-    audit.append(
+    case_event(
         session=session,
+        keyring=keyring,
+        actor=principal.actor,
+        case=case,
         kind="reidentified",
-        body={
-            "actor": principal.actor,
-            "case": case.id,
-            "subject": subjects.audit_ref(keyring, subject_id=case.subject_id),
+        now=now,
+        details={
             "reason_code": reason_code,
             "basis": basis,
             "request": request_id,
         },
-        now=now,
     )
     audit.commit(session=session)
     return Outcome(

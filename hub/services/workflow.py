@@ -19,8 +19,9 @@ from hub.schemas import (
     ServicePublic,
     ServicesPublic,
 )
-from hub.services import audit, profiles, subjects
+from hub.services import audit, profiles
 from hub.services.access import require_coordinator, visible_case
+from hub.services.case_audit import case_event
 from hub.services.cases import case_view, move_case, panel_agencies
 from hub.services.principals import ADMIN, COORDINATOR, Principal
 from hub.storage.models import (
@@ -149,19 +150,19 @@ def record_screening(
     )
     session.add(row)
     session.flush()
-    audit.append(
+    case_event(
         session=session,
+        keyring=keyring,
+        actor=principal.actor,
+        case=case,
         kind="screening",
-        body={
-            "actor": principal.actor,
-            "case": case.id,
-            "subject": subjects.audit_ref(keyring, subject_id=case.subject_id),
+        now=now,
+        details={
             "screening": row.id,
             "eligible": eligible,
             "outcome": screening.outcome,
             "service": row.service_id,
         },
-        now=now,
     )
     move_case(
         session=session,
@@ -238,19 +239,19 @@ def record_assessment(
     )
     session.add(row)
     session.flush()
-    audit.append(
+    case_event(
         session=session,
+        keyring=keyring,
+        actor=principal.actor,
+        case=case,
         kind="assessment",
-        body={
-            "actor": principal.actor,
-            "case": case.id,
-            "subject": subjects.audit_ref(keyring, subject_id=case.subject_id),
+        now=now,
+        details={
             "assessment": row.id,
             "threshold_met": row.threshold_met,
             "decision": row.decision,
             "agencies_present": row.agencies_present,
         },
-        now=now,
     )
     if assessment.decision == "closed":
         move_case(
@@ -375,20 +376,20 @@ def add_intervention(
     )
     session.add(row)
     session.flush()
-    audit.append(
+    case_event(
         session=session,
+        keyring=keyring,
+        actor=principal.actor,
+        case=case,
         kind="intervention_planned",
-        body={
-            "actor": principal.actor,
-            "case": case.id,
-            "subject": subjects.audit_ref(keyring, subject_id=case.subject_id),
+        now=now,
+        details={
             "plan": row.id,
             "lead_agency": row.lead_agency,
             "assisting_agencies": row.assisting_agencies,
             "consent": consent.id,
             "load_warning": row.load_warning,
         },
-        now=now,
     )
     designated = sorted(set(case.designated_agencies) | set(assisting) | {plan.lead_agency})
     if case.stage == "assessment":
