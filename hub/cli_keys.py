@@ -1,4 +1,4 @@
-"""`hub keys ...`: list the keyring's keys and rotate them without loss.
+"""`hub keys ...`: list the keyring's keys, rotate them without loss, retire old versions.
 
 A typer sub-app; `hub.cli` mounts it as `hub keys`.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -15,11 +15,14 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from hub.bootstrap import master_key, open_existing
-from hub.config import Settings
-from hub.services import key_rotation
+from hub.config import MAX_ACCESS_TOKEN_TTL_SECONDS, Settings
+from hub.errors import Conflict
+from hub.services import key_retirement, key_rotation, reindex
 from keys import KeyRing, KeysError
 
-keys_app = typer.Typer(no_args_is_help=True, help="The keyring: list, rotate.")
+keys_app = typer.Typer(
+    no_args_is_help=True, help="The keyring: list, rotate, retire; re-index subjects."
+)
 
 # What `hub keys rotate` accepts; "kek" is the data-encryption key in its envelope role.
 _KINDS = {
@@ -28,6 +31,7 @@ _KINDS = {
     "token-signing": "token-signing",
     "pseudonym-root": "pseudonym-root",
     "checkpoint-signing": "checkpoint-signing",
+    "bundle-signing": "bundle-signing",
 }
 
 
@@ -58,12 +62,17 @@ def _opened() -> Iterator[tuple[Settings, KeyRing, Engine]]:
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """List the keyring's keys with versions and states (never key material)."""
+    """List every key: purpose, key id, version, state, created and retired dates.
+
+    States: current (writes), previous (reads and verifies only), retired (used for nothing).
+    Never prints key material.
+    """
     with _opened() as (_, keyring, _engine):
+        typer.echo(f"{'purpose':<18} {'kid':<24} {'ver':<4} {'state':<8} {'created':<20} retired")
         for key in keyring.key_ids():
             typer.echo(
                 f"{key['purpose']:<18} {key['kid']:<24} {key['version']:<4} "
-                f"{key['state']:<8} {key['created_at']}"
+                f"{key['state']:<8} {key['created_at']:<20} {key['retired_at'] or '-'}"
             )
 
 
@@ -72,7 +81,8 @@ def keys_rotate(
     kind: Annotated[
         str,
         typer.Argument(
-            help="data-encryption (or kek), token-signing, pseudonym-root, checkpoint-signing."
+            help="data-encryption (or kek), token-signing, pseudonym-root, checkpoint-signing, "
+            "bundle-signing."
         ),
     ],
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per transaction.")] = 200,
@@ -123,4 +133,71 @@ def keys_rotate(
         typer.echo(
             f"data-encryption: {result.processed} items now under {result.target_kid} "
             f"in {result.batches} batches"
+        )
+
+
+@keys_app.command("retire")
+def keys_retire(
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="data-encryption (or kek), token-signing, pseudonym-root, bundle-signing."
+        ),
+    ],
+    version: Annotated[str, typer.Argument(help="The version to retire, e.g. v1.")],
+) -> None:
+    """Retire an old key version: from now on it writes, reads, verifies and resolves nothing.
+
+    Refused for the current key, for a data-encryption key that still wraps or encrypts
+    anything, for a token-signing key whose tokens may still be valid, and for checkpoint
+    keys (see docs/keys.md).
+    """
+    purpose = _KINDS.get(kind)
+    if purpose is None:
+        raise _fail(f"unknown key kind {kind!r}; expected one of {', '.join(sorted(_KINDS))}")
+    with _opened() as (settings, keyring, engine), Session(engine) as session:
+        try:
+            keyring = key_retirement.retire(
+                session=session,
+                keyring=keyring,
+                path=settings.keystore_path,
+                master_key=master_key(settings),
+                purpose=purpose,
+                version=version,
+                token_lifetime=timedelta(seconds=MAX_ACCESS_TOKEN_TTL_SECONDS),
+                now=_now(),
+            )
+        except (Conflict, KeysError) as exc:
+            raise _fail(str(exc)) from exc
+    (entry,) = [k for k in keyring.key_ids() if k["purpose"] == purpose and k["version"] == version]
+    typer.echo(f"{purpose}: key {entry['kid']} ({version}) retired at {entry['retired_at']}")
+
+
+@keys_app.command("reindex")
+def keys_reindex(
+    batch_size: Annotated[int, typer.Option(min=1, help="Subjects per transaction.")] = 200,
+) -> None:
+    """Re-index every subject indexed under an older name normaliser, in batches.
+
+    An interrupted run is resumed by running the command again; the hub keeps serving
+    throughout, and finds subjects not yet re-indexed under their older index.
+    """
+    with _opened() as (_settings, keyring, engine):
+        with Session(engine) as session:
+            total = reindex.remaining(session=session)
+        with typer.progressbar(length=total, label="re-indexing subjects") as bar:
+            try:
+                result = reindex.run_reindex(
+                    engine=engine,
+                    keyring=keyring,
+                    now=_now,
+                    batch_size=batch_size,
+                    progress=bar.update,
+                )
+            except KeysError as exc:
+                raise _fail(f"re-indexing stopped: {exc}; run again once repaired") from exc
+        resumed = " (resumed)" if result.resumed else ""
+        typer.echo(
+            f"reindex{resumed}: {result.processed} subjects indexed with normaliser "
+            f"{result.target_kid} in {result.batches} batches"
         )

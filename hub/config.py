@@ -36,13 +36,35 @@ class Settings(BaseSettings):
     opa_token: SecretStr | None = None
     opa_timeout_seconds: float = Field(default=0.5, gt=0, le=5)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    # Per agency client, per process (see hub/api/ratelimit.py): a token bucket holding
+    # `rate_limit_burst` requests, refilled at `rate_limit_per_minute`.
+    rate_limit_per_minute: int = Field(default=600, gt=0)
+    rate_limit_burst: int = Field(default=120, gt=0)
     # The audit log's name in its signed checkpoints (C2SP origin line); derived from
     # public_url when unset. Pin it in production: changing it stops old checkpoints verifying.
     audit_origin: str | None = Field(default=None, pattern=r"^[^\s+]+$", max_length=200)
+    # Signed checkpoints of the audit log: one at every multiple of this many entries, and one
+    # whenever an entry has waited this many seconds without a checkpoint covering it.
+    audit_checkpoint_every: int = Field(default=1000, ge=1, le=1_000_000)
+    audit_checkpoint_seconds: float = Field(default=60.0, ge=0.1, le=86_400)
     demo_sources_port: int = 8101
     # How long after a pseudonym-root rotation an agency can still turn an old pseudonym into
     # its current form (GET /v1/pseudonyms/{pseudonym}/current).
     pseudonym_grace_days: int = Field(default=180, ge=0)
+    # Threads per worker that run request handlers. Each keeps its own embedded policy VM
+    # (about 4 MB, see hub.policy._worker), so more threads than the CPUs can keep busy cost
+    # memory without adding throughput; requests beyond this wait their turn.
+    request_threads: int = Field(default=8, ge=1, le=256)
+    # The web UI's session cookie carries `Secure` unless this is false; unset means true in
+    # production and false in development (plain HTTP on a laptop).
+    cookie_secure: bool | None = None
+    # A web session ends after this long without a request, and after web_session_max_seconds
+    # whatever happens.
+    web_idle_timeout_seconds: int = Field(default=900, gt=0)
+    web_session_max_seconds: int = Field(default=12 * 3600, gt=0)
+    # Lockout: this many failed sign-ins to one account within the window refuse the next ones.
+    sign_in_max_failures: int = Field(default=5, gt=0)
+    sign_in_lockout_seconds: int = Field(default=900, gt=0)
 
     @model_validator(mode="after")
     def _production_needs_explicit_secrets(self) -> Settings:
@@ -61,6 +83,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"
+
+    @property
+    def session_cookie_secure(self) -> bool:
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.environment == "production"
 
     @property
     def token_endpoint(self) -> str:

@@ -7,11 +7,13 @@ On disk (format version 1)::
 and the ciphertext opens, with associated data b"hub-keystore/v1", to::
 
     {"keys": [{"purpose": "...", "kid": "...", "version": "v1", "created_at": "...Z",
-               "algorithm": "...", "secret": <b64>}, ...]}
+               "algorithm": "...", "secret": <b64>, "retired_at": "...Z" (only once retired)},
+              ...]}
 
-Each purpose may hold several keys; the first one listed for a purpose is the one that writes,
-and every listed key reads. Rotation and new purposes only add entries: a keystore written
-before a purpose existed is still read, and `KeyRing.open_or_create` adds the missing key.
+Each purpose may hold several keys; the first one listed for a purpose that is not retired is
+the one that writes, and every other key not retired reads. Rotation and new purposes only add
+entries, and retirement only stamps one: a keystore written before a purpose existed is still
+read, and `KeyRing.open_or_create` adds the missing key.
 """
 
 from __future__ import annotations
@@ -48,10 +50,11 @@ BLIND_INDEX = "blind-index"
 DATA_ENCRYPTION = "data-encryption"
 TOKEN_SIGNING = "token-signing"  # noqa: S105 -- a purpose name, not a password
 CHECKPOINT_SIGNING = "checkpoint-signing"
+BUNDLE_SIGNING = "bundle-signing"
 # Every keystore must hold these; older keystores may lack the later purposes below.
 REQUIRED_PURPOSES = (PSEUDONYM_ROOT, BLIND_INDEX, DATA_ENCRYPTION, TOKEN_SIGNING)
 # What a new keystore gets, and what `open_or_create` adds to an older one.
-GENERATED_PURPOSES = (*REQUIRED_PURPOSES, CHECKPOINT_SIGNING)
+GENERATED_PURPOSES = (*REQUIRED_PURPOSES, CHECKPOINT_SIGNING, BUNDLE_SIGNING)
 
 _KEY_FIELDS = ("purpose", "kid", "version", "created_at", "algorithm", "secret")
 # Refuse absurd files before parsing them; a real keystore is a few kilobytes.
@@ -66,6 +69,8 @@ class StoredKey:
     created_at: str
     algorithm: str
     secret: bytes = field(repr=False)
+    # When the key stopped being used at all (RFC 3339 UTC); None while it writes or reads.
+    retired_at: str | None = None
 
 
 def rfc3339_utc(now: datetime) -> str:
@@ -116,32 +121,48 @@ def write_keystore(path: Path, keys: Sequence[StoredKey], *, master_key: bytes) 
         ) from exc
 
 
-def add_missing_keys(
-    path: Path, *, master_key: bytes, generate: Callable[[str], StoredKey]
+def update_keystore(
+    path: Path, *, master_key: bytes, change: Callable[[list[StoredKey]], list[StoredKey] | None]
 ) -> list[StoredKey]:
-    """Add a key, made by `generate(purpose)`, for each generated purpose the keystore lacks.
+    """Replace the stored keys by `change(current keys)`, unless it returns None.
 
-    The read, the addition and the atomic replacement happen under an exclusive lock on the
-    file, so two processes opening an old keystore at once add one key, not two that overwrite
-    each other. Returns the keys now stored. Raises MasterKeyError and KeyStoreError as
-    `read_keystore` does, and KeyStoreError if the file cannot be replaced.
+    The read, the change and the atomic replacement happen under an exclusive lock on the file,
+    so two processes changing the keystore at once never lose each other's keys. Returns the
+    keys now stored. Raises MasterKeyError and KeyStoreError as `read_keystore` does, and
+    KeyStoreError if the file cannot be replaced.
     """
     try:
         with exclusive_lock(path):
             keys = read_keystore(path, master_key=master_key)
-            present = {key.purpose for key in keys}
-            missing = [p for p in GENERATED_PURPOSES if p not in present]
-            if not missing:
+            changed = change(keys)
+            if changed is None:
                 return keys
-            keys = [*keys, *(generate(purpose) for purpose in missing)]
-            replace_private_file(path, _sealed_file(keys, master_key=master_key))
-            return keys
+            replace_private_file(path, _sealed_file(changed, master_key=master_key))
+            return changed
     except FileNotFoundError:
         raise KeyStoreError(f"no keystore at {path}; create one first") from None
     except OSError as exc:
         raise KeyStoreError(
             f"cannot update keystore {path}: {exc.strerror or type(exc).__name__}"
         ) from exc
+
+
+def add_missing_keys(
+    path: Path, *, master_key: bytes, generate: Callable[[str], StoredKey]
+) -> list[StoredKey]:
+    """Add a key, made by `generate(purpose)`, for each generated purpose the keystore lacks.
+
+    Done under the file lock (`update_keystore`), so two processes opening an old keystore at
+    once add one key, not two that overwrite each other. Returns the keys now stored. Raises
+    as `update_keystore` does.
+    """
+
+    def change(keys: list[StoredKey]) -> list[StoredKey] | None:
+        present = {key.purpose for key in keys}
+        missing = [p for p in GENERATED_PURPOSES if p not in present]
+        return [*keys, *(generate(purpose) for purpose in missing)] if missing else None
+
+    return update_keystore(path, master_key=master_key, change=change)
 
 
 def rotate_key(
@@ -149,25 +170,17 @@ def rotate_key(
 ) -> list[StoredKey]:
     """Put a new key, made by `generate(current keys)`, first among the keys of `purpose`.
 
-    Every older key is kept (it still reads and verifies); only the writer changes. The read,
-    the addition and the atomic replacement happen under an exclusive lock on the file.
-    Returns the keys now stored. Raises MasterKeyError and KeyStoreError as `read_keystore`
-    does, and KeyStoreError if the file cannot be replaced.
+    Every older key is kept (it still reads and verifies); only the writer changes. Done under
+    the file lock (`update_keystore`). Returns the keys now stored. Raises as
+    `update_keystore` does.
     """
-    try:
-        with exclusive_lock(path):
-            keys = read_keystore(path, master_key=master_key)
-            new = generate(keys)
-            first = next((i for i, key in enumerate(keys) if key.purpose == purpose), len(keys))
-            keys = [*keys[:first], new, *keys[first:]]
-            replace_private_file(path, _sealed_file(keys, master_key=master_key))
-            return keys
-    except FileNotFoundError:
-        raise KeyStoreError(f"no keystore at {path}; create one first") from None
-    except OSError as exc:
-        raise KeyStoreError(
-            f"cannot update keystore {path}: {exc.strerror or type(exc).__name__}"
-        ) from exc
+
+    def change(keys: list[StoredKey]) -> list[StoredKey]:
+        new = generate(keys)
+        first = next((i for i, key in enumerate(keys) if key.purpose == purpose), len(keys))
+        return [*keys[:first], new, *keys[first:]]
+
+    return update_keystore(path, master_key=master_key, change=change)
 
 
 def read_keystore(path: Path, *, master_key: bytes) -> list[StoredKey]:
@@ -260,6 +273,9 @@ def _parse_body(path: Path, body: bytes) -> list[StoredKey]:
             if not isinstance(entry.get(name), str):
                 raise _corrupt(path, f"key {index} field {name!r} is missing or not a string")
         secret = _b64_field(path, entry, "secret", where=f"key {index} field ")
+        retired_at = entry.get("retired_at")
+        if retired_at is not None and not isinstance(retired_at, str):
+            raise _corrupt(path, f"key {index} field 'retired_at' is not a string")
         keys.append(
             StoredKey(
                 purpose=entry["purpose"],
@@ -268,12 +284,14 @@ def _parse_body(path: Path, body: bytes) -> list[StoredKey]:
                 created_at=entry["created_at"],
                 algorithm=entry["algorithm"],
                 secret=secret,
+                retired_at=retired_at,
             )
         )
     kids = [key.kid for key in keys]
     if len(set(kids)) != len(kids):
         raise _corrupt(path, "duplicate key id")
-    present = {key.purpose for key in keys}
+    # A purpose whose every key is retired has nothing to write with.
+    present = {key.purpose for key in keys if key.retired_at is None}
     for purpose in REQUIRED_PURPOSES:
         if purpose not in present:
             raise _corrupt(path, f"no {purpose!r} key")
@@ -281,7 +299,7 @@ def _parse_body(path: Path, body: bytes) -> list[StoredKey]:
 
 
 def _key_to_json(key: StoredKey) -> dict[str, str]:
-    return {
+    entry = {
         "purpose": key.purpose,
         "kid": key.kid,
         "version": key.version,
@@ -289,3 +307,7 @@ def _key_to_json(key: StoredKey) -> dict[str, str]:
         "algorithm": key.algorithm,
         "secret": b64_encode(key.secret),
     }
+    # Written only once set, so a keystore never retired reads the same in older builds.
+    if key.retired_at is not None:
+        entry["retired_at"] = key.retired_at
+    return entry

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import threading
-import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from keys._b64 import b64url_decode_nopad, b64url_encode_nopad
 from keys._keystore import (
     BLIND_INDEX,
+    BUNDLE_SIGNING,
     CHECKPOINT_SIGNING,
     DATA_ENCRYPTION,
     GENERATED_PURPOSES,
@@ -25,6 +26,7 @@ from keys._keystore import (
     read_keystore,
     rfc3339_utc,
     rotate_key,
+    update_keystore,
     validate_master_key,
     write_keystore,
 )
@@ -45,6 +47,7 @@ from keys.hazmat.primitives import (
     p256_private_key_to_pkcs8_pem,
     p256_private_key_to_scalar,
     p256_public_key_to_der,
+    p256_public_key_to_pem,
     p256_public_point,
     random_bytes,
     sha256,
@@ -58,7 +61,15 @@ CIPHERTEXT_VERSION = "v1"
 SUBJECT_CIPHERTEXT_PREFIX = "sk1."
 # Purposes that `rotate` accepts. The blind-index key is not among them: every stored index
 # would have to be recomputed from decrypted values first.
-ROTATABLE_PURPOSES = (PSEUDONYM_ROOT, DATA_ENCRYPTION, TOKEN_SIGNING, CHECKPOINT_SIGNING)
+ROTATABLE_PURPOSES = (
+    PSEUDONYM_ROOT,
+    DATA_ENCRYPTION,
+    TOKEN_SIGNING,
+    CHECKPOINT_SIGNING,
+    BUNDLE_SIGNING,
+)
+# Key states as `key_ids` reports them.
+CURRENT, PREVIOUS, RETIRED = "current", "previous", "retired"
 
 _PSEUDONYM_INFO = b"hub/pseudonym/v1/"
 _BLIND_INDEX_INFO = b"hub/blind-index/v1/"
@@ -72,6 +83,7 @@ _KID_PREFIX = {
     DATA_ENCRYPTION: "dek",
     TOKEN_SIGNING: "tok",
     CHECKPOINT_SIGNING: "ckp",
+    BUNDLE_SIGNING: "bdl",
 }
 _ALGORITHM = {
     PSEUDONYM_ROOT: "hkdf-hmac-sha256",
@@ -79,11 +91,10 @@ _ALGORITHM = {
     DATA_ENCRYPTION: "aes-256-gcm",
     TOKEN_SIGNING: "es256",
     CHECKPOINT_SIGNING: "ed25519",
+    BUNDLE_SIGNING: "es256",
 }
 
 
-# `refresh` re-reads the keystore at most this often when it meets an unknown key id.
-_REFRESH_INTERVAL_SECONDS = 5.0
 # What `refresh` replaces: every attribute the constructor derives from the keys.
 _STATE_ATTRIBUTES = (
     "_keys",
@@ -95,6 +106,7 @@ _STATE_ATTRIBUTES = (
     "_signing_kid",
     "_signing_key",
     "_checkpoint_keys",
+    "_bundle_keys",
     "_pseudonym_keys",
     "_blind_index_keys",
 )
@@ -180,38 +192,33 @@ class KeyRing:
         Raises KeyStoreError if a required purpose is missing or a key has an invalid size.
         """
         self._keys = tuple(keys)
+        # Retired keys are listed by `key_ids` but used for nothing: they neither write, read,
+        # verify nor resolve.
+        active = [key for key in self._keys if key.retired_at is None]
         # Every pseudonym-root key, newest (the writer) first: old pseudonyms still resolve.
         self._pseudonym_roots = [
-            (key.version, key.secret) for key in self._keys if key.purpose == PSEUDONYM_ROOT
+            (key.version, key.secret) for key in active if key.purpose == PSEUDONYM_ROOT
         ]
         if not self._pseudonym_roots:
             raise KeyStoreError(f"keystore has no {PSEUDONYM_ROOT!r} key")
-        self._blind_index_root = _first(self._keys, BLIND_INDEX).secret
-        self._data_key = _first(self._keys, DATA_ENCRYPTION)
+        self._blind_index_root = _first(active, BLIND_INDEX).secret
+        self._data_key = _first(active, DATA_ENCRYPTION)
         self._data_keys: dict[str, bytes] = {}
-        for key in self._keys:
+        for key in active:
             if key.purpose == DATA_ENCRYPTION:
                 if len(key.secret) != AES_256_KEY_SIZE:
                     raise KeyStoreError(f"data-encryption key {key.kid} is not 32 bytes")
                 self._data_keys[key.kid] = key.secret
-        _first(self._keys, TOKEN_SIGNING)
+        _first(active, TOKEN_SIGNING)
         # Every token-signing key, the writer first; older ones still verify what they signed.
-        self._signing_keys: list[tuple[KeyId, ec.EllipticCurvePrivateKey]] = []
-        for key in self._keys:
-            if key.purpose != TOKEN_SIGNING:
-                continue
-            try:
-                private = p256_private_key_from_scalar(key.secret)
-            except ValueError:
-                raise KeyStoreError(f"token-signing key {key.kid} is not a P-256 key") from None
-            if key.kid != _signing_kid(private, key.version):
-                raise KeyStoreError(f"token-signing key id {key.kid} does not match its key")
-            self._signing_keys.append((key.kid, private))
+        self._signing_keys = _p256_keys(active, TOKEN_SIGNING)
         self._signing_kid, self._signing_key = self._signing_keys[0]
+        # Keystores written before bundle signing existed have none until `open_or_create`.
+        self._bundle_keys = _p256_keys(active, BUNDLE_SIGNING)
         # Keystores written before checkpoint signing existed have no such key; everything
         # else still works, and `open_or_create` adds one.
         self._checkpoint_keys: list[tuple[KeyId, ed25519.Ed25519PrivateKey]] = []
-        for key in self._keys:
+        for key in active:
             if key.purpose == CHECKPOINT_SIGNING:
                 try:
                     seed_key = ed25519_private_key_from_seed(key.secret)
@@ -226,7 +233,9 @@ class KeyRing:
         # Where `refresh` re-reads the keys from; set by the constructors that read a file.
         self._source: tuple[Path, bytes] | None = None
         self._refresh_lock = threading.Lock()
-        self._refreshed_at = float("-inf")
+        # (inode, mtime, size) of the keystore file when last read: every change replaces the
+        # file, so an unchanged signature means there is nothing new to read.
+        self._file_signature: tuple[int, int, int] | None = None
         self._blind_index_keys: dict[str, bytes] = {}
 
     @classmethod
@@ -270,15 +279,16 @@ class KeyRing:
         """Open the keystore at `path`, creating it first if there is none.
 
         An existing keystore is never replaced, even when `master_key` does not open it; if
-        it lacks a key of a purpose added since it was written (checkpoint signing), that key
-        is generated and added, atomically and under a file lock, and all other keys are kept.
+        it lacks a key of a purpose added since it was written (checkpoint or bundle signing),
+        that key is generated and added, atomically and under a file lock, and all other keys
+        are kept.
         Raises MasterKeyError and KeyStoreError as `open` and `create` do.
         """
         try:
             return cls.create(path, master_key=master_key, now=now)
         except _KeyStoreExistsError:
             ring = cls.open(path, master_key=master_key)
-        if ring._checkpoint_keys:
+        if set(GENERATED_PURPOSES) <= {key.purpose for key in ring._keys}:
             return ring
         created_at = rfc3339_utc(now if now is not None else datetime.now(UTC))
         keys = add_missing_keys(
@@ -433,7 +443,13 @@ class KeyRing:
         return self._signing_kid
 
     def token_signing_private_pem(self) -> bytes:
-        """The ES256 private key as unencrypted PKCS8 PEM, for in-process JWT signing only."""
+        """The ES256 private key as unencrypted PKCS8 PEM, for in-process JWT signing only.
+
+        Re-reads the keystore now and then (see `refresh`) first, so a serving hub starts
+        signing with a key rotated in by `hub keys rotate` within seconds; read
+        `token_signing_kid` after this call, not before.
+        """
+        self.refresh()
         return p256_private_key_to_pkcs8_pem(self._signing_key)
 
     def token_signing_public_jwk(self) -> dict[str, str]:
@@ -441,8 +457,13 @@ class KeyRing:
         return _public_jwk(self._signing_kid, self._signing_key)
 
     def token_signing_public_jwks(self) -> list[dict[str, str]]:
-        """Every ES256 public key held, current first, so tokens and receipts signed before a
-        rotation keep verifying."""
+        """Every ES256 public key held and not retired, current first, so tokens and receipts
+        signed before a rotation keep verifying.
+
+        Re-reads the keystore now and then (see `refresh`), so a serving hub stops publishing a
+        key retired by `hub keys retire` within seconds, without a restart.
+        """
+        self.refresh()
         return [_public_jwk(kid, key) for kid, key in self._signing_keys]
 
     def token_verifying_jwk(self, kid: str) -> dict[str, str] | None:
@@ -493,25 +514,102 @@ class KeyRing:
             )
         return self._checkpoint_keys[0]
 
-    def key_ids(self) -> list[dict[str, str]]:
-        """One entry per key, in keystore order: purpose, kid, version, created_at and state
-        ("current" for the key that writes, "previous" for older keys that still read and
-        verify). No secrets."""
+    @property
+    def has_bundle_signing_key(self) -> bool:
+        """Whether this keyring can sign policy bundles (older keystores cannot)."""
+        return bool(self._bundle_keys)
+
+    @property
+    def bundle_signing_kid(self) -> str:
+        """Key id of the ES256 bundle-signing key: "bdl-v1-" + 8 hex of its public key's SHA-256.
+
+        Raises KeyStoreError if the keystore has no bundle-signing key.
+        """
+        return self._bundle_key()[0]
+
+    def bundle_signing_private_pem(self) -> bytes:
+        """The ES256 key that signs policy bundles, as unencrypted PKCS8 PEM, for in-process
+        signing only. Raises KeyStoreError if the keystore has no bundle-signing key."""
+        return p256_private_key_to_pkcs8_pem(self._bundle_key()[1])
+
+    def bundle_verifying_keys(self) -> list[tuple[str, bytes]]:
+        """(kid, PEM public key) of every bundle-signing key held and not retired, the writer
+        first, so bundles signed before a rotation still verify. Empty for an older keystore."""
+        return [(kid, p256_public_key_to_pem(key.public_key())) for kid, key in self._bundle_keys]
+
+    def _bundle_key(self) -> tuple[KeyId, ec.EllipticCurvePrivateKey]:
+        if not self._bundle_keys:
+            raise KeyStoreError(
+                f"keystore has no {BUNDLE_SIGNING!r} key; run `hub init` to add one"
+            )
+        return self._bundle_keys[0]
+
+    def key_ids(self) -> list[dict[str, str | None]]:
+        """One entry per key, in keystore order: purpose, kid, version, created_at, retired_at
+        (None unless retired) and state: "current" for the key that writes, "previous" for
+        older keys that still read and verify, "retired" for keys used for nothing. No secrets.
+        """
         seen: set[str] = set()
-        entries = []
+        entries: list[dict[str, str | None]] = []
         for key in self._keys:
-            state = "previous" if key.purpose in seen else "current"
-            seen.add(key.purpose)
+            if key.retired_at is not None:
+                state = RETIRED
+            else:
+                state = PREVIOUS if key.purpose in seen else CURRENT
+                seen.add(key.purpose)
             entries.append(
                 {
                     "purpose": key.purpose,
                     "kid": key.kid,
                     "version": key.version,
                     "created_at": key.created_at,
+                    "retired_at": key.retired_at,
                     "state": state,
                 }
             )
         return entries
+
+    @classmethod
+    def retire(
+        cls,
+        path: Path,
+        *,
+        master_key: bytes,
+        purpose: str,
+        version: str,
+        now: datetime | None = None,
+    ) -> KeyRing:
+        """Retire the key of `purpose` and `version` in the keystore at `path`: from `now` on it
+        writes, reads, verifies and resolves nothing, and is listed with its retirement date.
+
+        The key material stays sealed in the keystore (nothing is destroyed by accident), but
+        no keyring uses it again. Callers check first that nothing still needs it (data still
+        encrypted under it, tokens still valid). Returns the keyring as now stored. Raises
+        ValueError if there is no such key, it is already retired, or it is the current key of
+        its purpose (rotate first); MasterKeyError and KeyStoreError as `open` does.
+        """
+        retired_at = rfc3339_utc(now if now is not None else datetime.now(UTC))
+
+        def change(keys: list[StoredKey]) -> list[StoredKey]:
+            index = next(
+                (i for i, k in enumerate(keys) if k.purpose == purpose and k.version == version),
+                None,
+            )
+            if index is None:
+                raise ValueError(f"no {purpose!r} key of version {version!r}")
+            key = keys[index]
+            if key.retired_at is not None:
+                raise ValueError(f"{purpose!r} key {version} is already retired")
+            current = _first([k for k in keys if k.retired_at is None], purpose)
+            if current.kid == key.kid:
+                raise ValueError(
+                    f"{purpose!r} key {version} is the current key; rotate first, then retire it"
+                )
+            return [*keys[:index], replace(key, retired_at=retired_at), *keys[index + 1 :]]
+
+        ring = cls(update_keystore(path, master_key=master_key, change=change))
+        ring._source = (path, master_key)
+        return ring
 
     @classmethod
     def rotate(
@@ -540,19 +638,28 @@ class KeyRing:
         """Re-read the keystore this keyring was opened from, taking in keys added by a rotation
         in another process (`hub keys rotate` while `hub serve` runs), so the hub keeps serving.
 
-        Unless `force`, re-reads at most once per few seconds, so tokens naming unknown key ids
-        cannot make every request read the file. Returns whether the keys were re-read.
+        Unless `force`, re-reads only when the file changed since it was last read (a `stat`),
+        so it is cheap to call often, and tokens naming unknown key ids cannot make every
+        request read and decrypt the file. Returns whether the keys were re-read.
         Raises MasterKeyError and KeyStoreError as `open` does.
         """
         if self._source is None:
             return False
         with self._refresh_lock:
-            now = time.monotonic()
-            if not force and now - self._refreshed_at < _REFRESH_INTERVAL_SECONDS:
-                return False
             path, master_key = self._source
+            try:
+                stat = path.stat()
+                signature: tuple[int, int, int] | None = (
+                    stat.st_ino,
+                    stat.st_mtime_ns,
+                    stat.st_size,
+                )
+            except OSError:
+                signature = None  # read_keystore below names the problem.
+            if not force and signature is not None and signature == self._file_signature:
+                return False
             fresh = KeyRing(read_keystore(path, master_key=master_key))
-            self._refreshed_at = now
+            self._file_signature = signature
             for name in _STATE_ATTRIBUTES:
                 setattr(self, name, getattr(fresh, name))
             return True
@@ -585,9 +692,29 @@ def _version_number(version: str) -> int:
         return 0
 
 
-def _signing_kid(key: ec.EllipticCurvePrivateKey, version: str = KEY_VERSION) -> KeyId:
+def _signing_kid(
+    key: ec.EllipticCurvePrivateKey, version: str = KEY_VERSION, purpose: str = TOKEN_SIGNING
+) -> KeyId:
     fingerprint = sha256(p256_public_key_to_der(key.public_key())).hex()[:8]
-    return KeyId(f"{_KID_PREFIX[TOKEN_SIGNING]}-{version}-{fingerprint}")
+    return KeyId(f"{_KID_PREFIX[purpose]}-{version}-{fingerprint}")
+
+
+def _p256_keys(
+    keys: Sequence[StoredKey], purpose: str
+) -> list[tuple[KeyId, ec.EllipticCurvePrivateKey]]:
+    """The ES256 keys of `purpose`, in keystore order, each checked against its key id."""
+    found: list[tuple[KeyId, ec.EllipticCurvePrivateKey]] = []
+    for key in keys:
+        if key.purpose != purpose:
+            continue
+        try:
+            private = p256_private_key_from_scalar(key.secret)
+        except ValueError:
+            raise KeyStoreError(f"{purpose} key {key.kid} is not a P-256 key") from None
+        if key.kid != _signing_kid(private, key.version, purpose):
+            raise KeyStoreError(f"{purpose} key id {key.kid} does not match its key")
+        found.append((key.kid, private))
+    return found
 
 
 def _checkpoint_kid(seed: bytes, version: str = KEY_VERSION) -> KeyId:
@@ -596,10 +723,10 @@ def _checkpoint_kid(seed: bytes, version: str = KEY_VERSION) -> KeyId:
 
 
 def _generate(purpose: str, created_at: str, *, version: str = KEY_VERSION) -> StoredKey:
-    if purpose == TOKEN_SIGNING:
+    if purpose in (TOKEN_SIGNING, BUNDLE_SIGNING):
         signing_key = generate_p256_private_key()
         secret = p256_private_key_to_scalar(signing_key)
-        kid = _signing_kid(signing_key, version)
+        kid = _signing_kid(signing_key, version, purpose)
     elif purpose == CHECKPOINT_SIGNING:
         # The seed is the RFC 8032 private key. The kid is only a label (unlike the token key's,
         # it is not checked on open): verifiers identify the key by its signed-note key ID,

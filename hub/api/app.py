@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 
+from hub import web
 from hub.api import docs, errors
 from hub.api.headers import SecurityHeaders
 from hub.api.limits import RequestLimits
+from hub.api.ratelimit import RateLimiter
 from hub.api.routes import (
     access_requests,
     audit,
@@ -27,13 +30,24 @@ from hub.api.state import HubState
 from hub.bootstrap import open_existing
 from hub.config import Settings
 from hub.policy import EmbeddedPolicyEngine, PolicyEngine, RemoteOpaPolicyEngine
+from hub.services import audit_writer
 from hub.services.sources import ConnectorRegistry
 
 
 def create_app(state: HubState) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Bounds the handler threads, and with them the per-thread policy VMs (see Settings).
+        to_thread.current_default_thread_limiter().total_tokens = state.settings.request_threads
+        # The audit writer (group commit, timed checkpoints) lives as long as the app.
+        audit_writer.writer_for(
+            engine=state.engine,
+            settings=state.settings,
+            keyring=state.keyring,
+            clock=lambda: state.clock(),
+        )
         yield
+        audit_writer.close_for(state.engine)
         state.close()
 
     app = FastAPI(
@@ -47,6 +61,7 @@ def create_app(state: HubState) -> FastAPI:
     )
     docs.install(app)
     app.state.hub = state
+    app.state.rate_limiter = RateLimiter.from_settings(state.settings)
     errors.install(app)
     for module in (
         auth,
@@ -62,7 +77,14 @@ def create_app(state: HubState) -> FastAPI:
         oversight,
     ):
         app.include_router(module.router)
-    app.add_middleware(RequestLimits, max_body_bytes=state.settings.max_body_bytes)
+    # The web UI for people (sign-in, /panel, /dpo); after errors.install, whose handlers it
+    # extends with error pages for its own paths.
+    web.install(app)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=state.settings.max_body_bytes,
+        form_prefixes=web.FORM_PREFIXES,
+    )
     # Added last, so it wraps everything: even a 413 from RequestLimits carries the headers.
     app.add_middleware(SecurityHeaders)
     return app

@@ -6,9 +6,11 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from hub.api.ratelimit import RateLimiter
 from hub.api.state import HubState
 from hub.config import Settings
 from hub.errors import Unauthenticated
@@ -59,6 +61,10 @@ def get_now(state: StateDep) -> datetime:
     return state.clock()
 
 
+# A record id in a path (uuids, panel slugs, audit pseudonyms are all far shorter): anything
+# longer is refused by validation (422) before it reaches a query.
+PathId = Annotated[str, Path(min_length=1, max_length=128)]
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]
 PolicyDep = Annotated[PolicyEngine, Depends(get_policy)]
@@ -66,20 +72,47 @@ ConnectorsDep = Annotated[ConnectorRegistry, Depends(get_connectors)]
 NowDep = Annotated[datetime, Depends(get_now)]
 
 
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("a bearer access token is required")
-    return token.strip()
+# Declared as a security scheme so the OpenAPI document says which operations need a token;
+# a missing or malformed header is answered by `get_principal` in the one error shape.
+_bearer_scheme = HTTPBearer(
+    auto_error=False, description="A hub access token from POST /v1/token or POST /v1/login"
+)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)]
+
+
+def get_rate_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 
 
 def get_principal(
-    request: Request, session: SessionDep, keyring: KeyRingDep, settings: SettingsDep, now: NowDep
+    credentials: BearerDep,
+    session: SessionDep,
+    keyring: KeyRingDep,
+    settings: SettingsDep,
+    now: NowDep,
+    limiter: RateLimiterDep,
 ) -> Principal:
-    return principal_from_access_token(
-        session=session, keyring=keyring, settings=settings, token=_bearer(request), now=now
+    """The verified caller; an agency client also spends one request of its rate limit.
+
+    Raises Unauthenticated for a missing, malformed or invalid token, RateLimited when the
+    client has used up its allowance.
+    """
+    if credentials is None or not credentials.credentials.strip():
+        raise Unauthenticated("a bearer access token is required")
+    principal = principal_from_access_token(
+        session=session,
+        keyring=keyring,
+        settings=settings,
+        token=credentials.credentials.strip(),
+        now=now,
     )
+    if principal.kind == "agency":
+        limiter.take(principal.subject)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

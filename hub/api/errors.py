@@ -12,10 +12,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import InternalError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import errors
+from hub.api.ratelimit import RateLimited
 from hub.services.referrals import RefusedGround
+from keys import KeysError
 
 log = logging.getLogger("hub.api")
 
@@ -28,11 +32,39 @@ STATUS: dict[type[errors.HubError], int] = {
     errors.PolicyDenied: 403,
     errors.AuditUnavailable: 503,
     errors.VerificationError: 409,
+    RateLimited: 429,
 }
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    message: str
+    details: Any
+    # Only on a policy denial (403 `denied`): one machine code and human text per reason.
+    reasons: list[dict[str, str]] | None = None
+
+
+class ErrorPublic(BaseModel):
+    """The one error shape, as the OpenAPI document describes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorBody
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    *,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(
         status_code=status,
         content={"error": {"code": code, "message": message, "details": details}},
@@ -60,6 +92,10 @@ async def _hub_error(_request: Request, exc: Exception) -> JSONResponse:
             }
         }
         return JSONResponse(status_code=403, content=body)
+    if isinstance(exc, RateLimited):
+        return error_response(
+            429, exc.code, exc.message, exc.details, headers={"Retry-After": str(exc.retry_after)}
+        )
     return error_response(_status_for(exc), exc.code, exc.message, exc.details)
 
 
@@ -88,8 +124,25 @@ async def _http(_request: Request, exc: Exception) -> JSONResponse:
         415: "unsupported_media_type",
     }
     return error_response(
-        exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)
+        exc.status_code,
+        codes.get(exc.status_code, "http_error"),
+        str(exc.detail),
+        headers=dict(exc.headers) if exc.headers else None,  # e.g. `Allow` on a 405
     )
+
+
+async def _storage_down(_request: Request, exc: Exception) -> JSONResponse:
+    # The database refused or went away (read-only, disk full, connection lost): whatever the
+    # request was, it answers nothing but this, and the transaction is rolled back.
+    log.error("database unavailable: %s", type(exc).__name__)
+    return error_response(503, "storage_unavailable", "the hub's database is unavailable")
+
+
+async def _keys_down(_request: Request, exc: Exception) -> JSONResponse:
+    # The key store could not be read (or a stored value not decrypted): nothing is signed,
+    # decrypted or disclosed without its keys.
+    log.error("key store unavailable: %s", type(exc).__name__)
+    return error_response(503, "keys_unavailable", "the hub's key store is unavailable")
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -98,9 +151,78 @@ async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "the hub could not complete the request")
 
 
+# What each error status means, for the OpenAPI document.
+_ERROR_STATUSES = {
+    "400": "malformed request (e.g. the body is not valid JSON)",
+    "404": "no such record, or not visible to the caller",
+    "409": "the record's state does not allow this now",
+    "422": "the request does not match the schema; `details` names each field and rule",
+    "503": "the audit log, database or key store is unavailable; nothing was disclosed",
+}
+_BODY_STATUSES = {
+    "413": "the body is larger than the hub accepts",
+    "415": "the body has the wrong content type",
+}
+_AUTH_STATUSES = {
+    "401": "no, expired or forged access token",
+    "403": "this role may not do this, or the policy denied it (`error.reasons`)",
+    "429": "the agency client sent too many requests; retry after `Retry-After` seconds",
+}
+# Where credentials are exchanged for a token: wrong credentials are a 401 there too.
+_CREDENTIAL_PATHS = frozenset({"/v1/token", "/v1/login"})
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Replace FastAPI's own validation-error schema with the hub's one error shape and list
+    the error statuses each operation can answer, so clients and fuzzers can rely on them."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        for name, definition in (
+            ErrorPublic.model_json_schema(ref_template="#/components/schemas/{model}")
+            .pop("$defs", {})
+            .items()
+        ):
+            components[name] = definition
+        components["ErrorPublic"] = ErrorPublic.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        components["ErrorPublic"].pop("$defs", None)
+        reference = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorPublic"}}}
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                statuses = dict(_ERROR_STATUSES)
+                if method in ("post", "put", "patch"):
+                    statuses |= _BODY_STATUSES
+                if operation.get("security"):
+                    statuses |= _AUTH_STATUSES
+                if path in _CREDENTIAL_PATHS:
+                    statuses["401"] = "the credentials are wrong, expired or replayed"
+                responses = operation.setdefault("responses", {})
+                for status, description in statuses.items():
+                    documented = responses.get(status, {})
+                    responses[status] = {
+                        "description": documented.get("description", description),
+                        "content": reference,
+                    }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _document_errors(app)
     app.add_exception_handler(errors.HubError, _hub_error)
     app.add_exception_handler(RefusedGround, _refused_ground)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(OperationalError, _storage_down)
+    app.add_exception_handler(InternalError, _storage_down)
+    app.add_exception_handler(KeysError, _keys_down)
     app.add_exception_handler(Exception, _unexpected)

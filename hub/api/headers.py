@@ -22,6 +22,14 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
+# The web UI's pages (hub.web) are stricter still: no inline style either, so an injected
+# attribute can neither run a script nor restyle the page.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+
 class SecurityHeaders:
     """Pure ASGI middleware: add the headers above unless the app set them itself."""
 

@@ -16,9 +16,13 @@ class RequestLimits:
     The body is read once (it is small by construction) and replayed to the application.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, form_prefixes: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Paths under these (the web UI's pages) take HTML form posts instead of JSON.
+        self.form_prefixes = form_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -45,7 +49,7 @@ class RequestLimits:
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         expected = (
             "application/x-www-form-urlencoded"
-            if scope["path"] in FORM_PATHS
+            if scope["path"] in FORM_PATHS or _under(scope["path"], self.form_prefixes)
             else "application/json"
         )
         if body and media_type != expected:
@@ -62,6 +66,10 @@ class RequestLimits:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
 
 
 async def _reject(send: Send, status: int, code: str, message: str) -> None:

@@ -50,11 +50,12 @@ RECEIPT_VERSION = "hub-receipt/v1"
 EXPORT_VERSION = "hub-audit-export/v1"
 
 # RFC 9162 section 2.1.1: the one-byte prefixes that keep leaves and interior nodes apart.
-_LEAF_PREFIX = b"\x00"
-_NODE_PREFIX = b"\x01"
+LEAF_PREFIX = b"\x00"
+NODE_PREFIX = b"\x01"
 # The per-entry hash chain is a separate, faster sequential check; its prefix keeps its hashes
 # from ever being mistaken for tree hashes.
-_CHAIN_PREFIX = b"hub-audit-chain-v1\x00"
+CHAIN_PREFIX = b"hub-audit-chain-v1\x00"
+_LEAF_PREFIX, _NODE_PREFIX, _CHAIN_PREFIX = LEAF_PREFIX, NODE_PREFIX, CHAIN_PREFIX
 # Signed-note signature type of Ed25519 (c2sp.org/signed-note, "Signature types").
 _ED25519_TYPE = 0x01
 _ED25519_PUBLIC_SIZE = 32

@@ -15,21 +15,25 @@ from hub.schemas import (
     AccessRequestPublic,
     AccessRequestsPublic,
 )
-from hub.services import audit, grants, subjects
+from hub.services import audit, grants
 from hub.services.access import require_coordinator, visible_case
+from hub.services.case_audit import case_event
 from hub.services.principals import Principal
-from hub.storage.models import AccessRequest, Case, Grant
+from hub.storage.models import AccessRequest, Grant
 from keys import KeyRing
 
 
-def _ad(request_id: str, field: str) -> bytes:
+def associated_data(request_id: str, field: str) -> bytes:
+    """What binds an encrypted field of an access request to its row and column."""
     return f"access_request/{request_id}/{field}".encode()
 
 
 def _public(*, session: Session, keyring: KeyRing, row: AccessRequest) -> AccessRequestPublic:
     grant = session.get(Grant, row.grant_id) if row.grant_id is not None else None
     reason = (
-        keyring.decrypt(row.reason_ciphertext, associated_data=_ad(row.id, "reason")).decode()
+        keyring.decrypt(
+            row.reason_ciphertext, associated_data=associated_data(row.id, "reason")
+        ).decode()
         if row.reason_ciphertext is not None
         else None
     )
@@ -40,7 +44,7 @@ def _public(*, session: Session, keyring: KeyRing, row: AccessRequest) -> Access
         purpose=row.purposes[0],
         categories=list(row.categories),
         justification=keyring.decrypt(
-            row.justification_ciphertext, associated_data=_ad(row.id, "justification")
+            row.justification_ciphertext, associated_data=associated_data(row.id, "justification")
         ).decode(),
         state=row.state,
         requested_at=row.requested_at,
@@ -51,13 +55,9 @@ def _public(*, session: Session, keyring: KeyRing, row: AccessRequest) -> Access
     )
 
 
-def _audit_body(
-    *, keyring: KeyRing, principal: Principal, case: Case, row: AccessRequest
-) -> dict[str, Any]:
+def _audit_details(row: AccessRequest) -> dict[str, Any]:
+    """The request's own references; `case_event` adds actor, case and subject."""
     return {
-        "actor": principal.actor,
-        "case": case.id,
-        "subject": subjects.audit_ref(keyring, subject_id=case.subject_id),
         "access_request": row.id,
         "agency": row.agency_id,
         "purposes": list(row.purposes),
@@ -90,15 +90,18 @@ def create_request(
         requested_at=now,
     )
     row.justification_ciphertext = keyring.encrypt(
-        request.justification.encode(), associated_data=_ad(row.id, "justification")
+        request.justification.encode(), associated_data=associated_data(row.id, "justification")
     )
     session.add(row)
     session.flush()
-    audit.append(
+    case_event(
         session=session,
+        keyring=keyring,
+        actor=principal.actor,
+        case=case,
         kind="access_requested",
-        body=_audit_body(keyring=keyring, principal=principal, case=case, row=row),
         now=now,
+        details=_audit_details(row),
     )
     audit.commit(session=session)
     return _public(session=session, keyring=keyring, row=row)
@@ -125,7 +128,7 @@ def decide_request(
     require_coordinator(principal=principal, case=case)
     if row.state != "pending":
         raise Conflict(f"access request is {row.state}, not pending")
-    body = _audit_body(keyring=keyring, principal=principal, case=case, row=row)
+    details = _audit_details(row)
     if decision.decision == "approve":
         if decision.expires_at is None:
             raise BadRequest("an approval needs expires_at")
@@ -145,19 +148,27 @@ def decide_request(
         )
         row.state = "approved"
         row.grant_id = grant.id
-        body["grant"] = grant.id
+        details["grant"] = grant.id
     else:
         if decision.reason is None:
             raise BadRequest("a refusal needs a reason")
         row.state = "refused"
         row.reason_ciphertext = keyring.encrypt(
-            decision.reason.encode(), associated_data=_ad(row.id, "reason")
+            decision.reason.encode(), associated_data=associated_data(row.id, "reason")
         )
     row.decided_by = principal.actor
     row.decided_at = now
     session.add(row)
-    body["decision"] = row.state
-    audit.append(session=session, kind="access_request_decided", body=body, now=now)
+    details["decision"] = row.state
+    case_event(
+        session=session,
+        keyring=keyring,
+        actor=principal.actor,
+        case=case,
+        kind="access_request_decided",
+        now=now,
+        details=details,
+    )
     audit.commit(session=session)
     return _public(session=session, keyring=keyring, row=row)
 

@@ -16,10 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
+from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, func, select
 
 from hub.audit.notes import CheckpointSigner
@@ -32,7 +34,10 @@ from hub.storage.types import UTCDateTime
 
 __all__ = [
     "GENESIS_HASH",
+    "Pending",
     "VerifyReport",
+    "Written",
+    "advance_head",
     "append",
     "canonical_json",
     "commit",
@@ -41,6 +46,7 @@ __all__ = [
     "entry_data",
     "rfc3339",
     "verify",
+    "write_entries",
 ]
 
 
@@ -67,10 +73,10 @@ def entry_data(entry: AuditEntry) -> bytes:
     return entry_bytes(seq=entry.seq, kind=entry.kind, at=rfc3339(entry.at), body=entry.body)
 
 
-# Plain statements on the session's connection: an append is the hot path, and the ORM's
-# unit of work costs more than the database does here.
+# Plain statements on a connection: an append is the hot path, and the ORM's unit of work
+# costs more than the database does here. Entries and nodes go in with one executemany each.
 _ADVANCE_HEAD = text(
-    "UPDATE audit_head SET size = size + 1 WHERE id = :id RETURNING size, chain_hash"
+    "UPDATE audit_head SET size = size + :n WHERE id = :id RETURNING size, chain_hash"
 )
 _INSERT_ENTRY = text(
     "INSERT INTO audit_entry (seq, at, kind, body, prev_hash, entry_hash) "
@@ -79,14 +85,123 @@ _INSERT_ENTRY = text(
 _SET_CHAIN_HEAD = text("UPDATE audit_head SET chain_hash = :chain_hash WHERE id = :id")
 
 
-def _advance_head(connection: Connection) -> tuple[int, str]:
-    # Updating the cursor is the append's first write: on SQLite it takes the database's write
-    # lock before anything is read, on PostgreSQL the cursor row's lock; either way the next
-    # appender waits here until this transaction ends, so sequence numbers never fork.
-    row = connection.execute(_ADVANCE_HEAD, {"id": audit_tree.HEAD_ID}).one_or_none()
+@dataclass(frozen=True)
+class Pending:
+    """An entry waiting for its place in the log: `body` is already canonical JSON text."""
+
+    kind: str
+    body: str
+    at: datetime
+
+    @classmethod
+    def of(cls, *, kind: str, body: dict[str, Any], now: datetime) -> Pending:
+        return cls(kind=kind, body=canonical_json(body), at=now.astimezone(UTC))
+
+
+def advance_head(connection: Connection, by: int) -> tuple[int, str]:
+    """Move the cursor `by` entries on; return the new size and the chain head before the move.
+
+    Updating the cursor is an append's first write: on SQLite it takes the database's write
+    lock before anything is read, on PostgreSQL the cursor row's lock; either way the next
+    appender, in this process or another, waits here until this transaction ends, so sequence
+    numbers never fork or skip. Raises AuditUnavailable if the cursor is missing.
+    """
+    row = connection.execute(_ADVANCE_HEAD, {"n": by, "id": audit_tree.HEAD_ID}).one_or_none()
     if row is None:
         raise AuditUnavailable("the audit log's cursor is missing; run `hub init`")
     return int(row[0]), str(row[1])
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one `write_entries` call added: its entries, and the edge of the grown tree."""
+
+    entries: list[AuditEntry]
+    edge: audit_tree.Edge
+
+
+def write_entries(
+    connection: Connection, pending: Sequence[Pending], *, known: audit_tree.Edge | None = None
+) -> Written:
+    """Give `pending` the next sequence numbers, in order, and write them, their chain links,
+    their tree nodes and the new cursor, inside the caller's transaction.
+
+    `known` is the edge a previous call returned: when no one has appended since (the cursor
+    says so), the tree's subtrees are not read again. Nothing is durable until the caller
+    commits. Raises ValueError for an empty batch, AuditUnavailable if the cursor is missing,
+    VerificationError if a stored tree node the new ones need is missing; database errors
+    propagate.
+    """
+    if not pending:
+        raise ValueError("nothing to append")
+    # `model_construct` below skips the step that sets up the ORM's mappings on first use.
+    configure_mappers()
+    size, prev_hash = advance_head(connection, len(pending))
+    first = size - len(pending) + 1
+    entries: list[AuditEntry] = []
+    leaves: list[bytes] = []
+    rows: list[dict[str, Any]] = []
+    for seq, item in enumerate(pending, start=first):
+        data = entry_bytes(seq=seq, kind=item.kind, at=rfc3339(item.at), body=item.body)
+        link = chain_hash(prev_hash=prev_hash, entry=data)
+        row = {
+            "seq": seq,
+            "at": item.at,
+            "kind": item.kind,
+            "body": item.body,
+            "prev_hash": prev_hash,
+            "entry_hash": link,
+        }
+        rows.append(row)
+        # Built without validation: every field was computed just above, and validating
+        # costs more than the rest of the append.
+        entries.append(
+            AuditEntry.model_construct(
+                seq=seq,
+                at=item.at,
+                kind=item.kind,
+                body=item.body,
+                prev_hash=prev_hash,
+                entry_hash=link,
+            )
+        )
+        leaves.append(leaf_hash(data))
+        prev_hash = link
+    nodes, edge = audit_tree.hash_leaves(connection, first=first - 1, leaves=leaves, known=known)
+    if connection.dialect.name == "postgresql":
+        _write_in_one_statement(connection, rows, nodes, prev_hash)
+    else:
+        connection.execute(_INSERT_ENTRY, rows)
+        connection.execute(audit_tree.INSERT_NODE, nodes)
+        connection.execute(_SET_CHAIN_HEAD, {"chain_hash": prev_hash, "id": audit_tree.HEAD_ID})
+    return Written(entries=entries, edge=edge)
+
+
+_ENTRY_COLUMNS = ("seq", "at", "kind", "body", "prev_hash", "entry_hash")
+_ONE_STATEMENT = (
+    "WITH new_entries AS (INSERT INTO audit_entry (seq, at, kind, body, prev_hash, entry_hash) "
+    "VALUES {entries}), new_nodes AS (INSERT INTO audit_node (level, idx, digest, complete_at) "
+    "VALUES {nodes}) UPDATE audit_head SET chain_hash = %s WHERE id = %s"
+)
+_NODE_COLUMNS = ("level", "idx", "digest", "complete_at")
+
+
+def _write_in_one_statement(
+    connection: Connection,
+    entries: Sequence[dict[str, Any]],
+    nodes: Sequence[dict[str, Any]],
+    chain_head: str,
+) -> None:
+    # PostgreSQL runs data-modifying WITH clauses as one statement: entries, nodes and the
+    # chain head travel in one round trip instead of three. The text holds only constant
+    # column names and placeholders; every value is a parameter.
+    entry_values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(entries))
+    node_values = ", ".join(["(%s, %s, %s, %s)"] * len(nodes))
+    statement = _ONE_STATEMENT.format(entries=entry_values, nodes=node_values)
+    params: list[Any] = [row[column] for row in entries for column in _ENTRY_COLUMNS]
+    params += [row[column] for row in nodes for column in _NODE_COLUMNS]
+    params += [chain_head, audit_tree.HEAD_ID]
+    connection.exec_driver_sql(statement, tuple(params))
 
 
 def append(
@@ -96,46 +211,25 @@ def append(
     body: dict[str, Any],
     now: datetime,
     signer: CheckpointSigner | None = None,
+    checkpoint_every: int | None = None,
 ) -> AuditEntry:
     """Add one entry at the head of the log, inside the caller's transaction.
 
+    For entries that must be atomic with the change they record (a case transition and its
+    entry); the disclosure hot path uses `audit_writer`, which batches concurrent appends.
     The caller commits; until then the entry is not durable and nothing may be disclosed.
     The returned entry is not added to the session (it is written directly).
-    With a `signer`, every `audit_checkpoints.CHECKPOINT_EVERY`-th entry also gets a signed
-    checkpoint in the same transaction. Raises AuditUnavailable if the head cannot be read or
-    the entry cannot be written.
+    With a `signer`, every `checkpoint_every`-th entry (default
+    `audit_checkpoints.CHECKPOINT_EVERY`) also gets a signed checkpoint in the same
+    transaction. Raises AuditUnavailable if the head cannot be read or the entry cannot be
+    written.
     """
+    every = checkpoint_every or audit_checkpoints.CHECKPOINT_EVERY
     try:
         connection = session.connection()
-        seq, prev_hash = _advance_head(connection)
-        at = now.astimezone(UTC)
-        body_text = canonical_json(body)
-        data = entry_bytes(seq=seq, kind=kind, at=rfc3339(at), body=body_text)
-        entry = AuditEntry(
-            seq=seq,
-            at=at,
-            kind=kind,
-            body=body_text,
-            prev_hash=prev_hash,
-            entry_hash=chain_hash(prev_hash=prev_hash, entry=data),
-        )
-        connection.execute(
-            _INSERT_ENTRY,
-            {
-                "seq": seq,
-                "at": at,
-                "kind": kind,
-                "body": body_text,
-                "prev_hash": prev_hash,
-                "entry_hash": entry.entry_hash,
-            },
-        )
-        audit_tree.add_leaf(connection, index=seq - 1, leaf=leaf_hash(data))
-        connection.execute(
-            _SET_CHAIN_HEAD, {"chain_hash": entry.entry_hash, "id": audit_tree.HEAD_ID}
-        )
-        if signer is not None and seq % audit_checkpoints.CHECKPOINT_EVERY == 0:
-            audit_checkpoints.make(session=session, signer=signer, now=now, tree_size=seq)
+        (entry,) = write_entries(connection, [Pending.of(kind=kind, body=body, now=now)]).entries
+        if signer is not None and entry.seq % every == 0:
+            audit_checkpoints.make(session=session, signer=signer, now=now, tree_size=entry.seq)
             session.flush()
     except AuditUnavailable:
         raise

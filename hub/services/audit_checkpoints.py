@@ -1,5 +1,7 @@
-"""Signed checkpoints of the audit log: made on demand, every `CHECKPOINT_EVERY` entries, and
-for each receipt; all kept, one per tree size.
+"""Signed checkpoints of the audit log: made on demand, every N entries
+(`HUB_AUDIT_CHECKPOINT_EVERY`), when entries have waited T seconds for one
+(`HUB_AUDIT_CHECKPOINT_SECONDS`, see `audit_writer`), and for receipts; all kept, one per tree
+size.
 
 A checkpoint is signed only over a root recomputed from the stored tree, which only grows, so
 no two checkpoints the hub signs can be inconsistent unless its database was rewritten — and
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
@@ -20,10 +23,11 @@ from hub.config import Settings
 from hub.errors import AuditUnavailable
 from hub.services import audit_tree
 from hub.storage.models import AuditCheckpoint
+from hub.storage.types import UTCDateTime
 from keys import KeyRing, KeysError
 
-# Entries between two automatic checkpoints. A module constant until it becomes a setting
-# (HUB_AUDIT_CHECKPOINT_EVERY).
+# Entries between two automatic checkpoints when no setting is given
+# (`Settings.audit_checkpoint_every` is the running hub's value).
 CHECKPOINT_EVERY = 1000
 # How often a checkpoint is retried when another worker stores the same tree size first.
 _STORE_ATTEMPTS = 5
@@ -120,36 +124,77 @@ def make(
     return checkpoint
 
 
-def _missing_periodic_sizes(session: Session, upto: int) -> range:
+# Both backends accept this upsert form; a size already signed (by another worker) is kept.
+_STORE = text(
+    "INSERT INTO audit_checkpoint (tree_size, root_hash, note, made_at) "
+    "VALUES (:tree_size, :root_hash, :note, :made_at) ON CONFLICT (tree_size) DO NOTHING"
+).bindparams(bindparam("made_at", type_=UTCDateTime()))
+
+
+def store(
+    connection: Connection, *, signer: CheckpointSigner, tree_size: int, now: datetime
+) -> None:
+    """Sign the tree of `tree_size` leaves as the caller's transaction sees it (an appender's
+    own new entries included) and add the checkpoint to that transaction, unless one of that
+    size is already stored.
+
+    Raises VerificationError if a stored tree node is missing.
+    """
+    root = audit_tree.root_on(connection, tree_size)
+    connection.execute(
+        _STORE,
+        {
+            "tree_size": tree_size,
+            "root_hash": root.hex(),
+            "note": signer.checkpoint(tree_size=tree_size, root=root),
+            "made_at": now,
+        },
+    )
+
+
+def periodic_sizes(*, after: int, upto: int, every: int) -> range:
+    """The tree sizes in (after, upto] that get an every-`every`-entries checkpoint."""
+    return range((after // every + 1) * every, upto + 1, every)
+
+
+def _missing_periodic_sizes(session: Session, upto: int, every: int) -> range:
     done = session.exec(
         select(func.max(AuditCheckpoint.tree_size)).where(
-            col(AuditCheckpoint.tree_size) % CHECKPOINT_EVERY == 0
+            col(AuditCheckpoint.tree_size) % every == 0
         )
     ).one()
-    start = (done or 0) + CHECKPOINT_EVERY
-    return range(start, upto + 1, CHECKPOINT_EVERY)
+    return periodic_sizes(after=done or 0, upto=upto, every=every)
 
 
-def _store_now(session: Session, signer: CheckpointSigner, now: datetime) -> AuditCheckpoint:
+def _store_now(
+    session: Session, signer: CheckpointSigner, now: datetime, every: int | None
+) -> AuditCheckpoint:
     # One attempt; IntegrityError means another worker stored a checkpoint of a size first.
     tree_size = audit_tree.size(session)
-    for periodic in _missing_periodic_sizes(session, tree_size):
+    for periodic in _missing_periodic_sizes(session, tree_size, every or CHECKPOINT_EVERY):
         make(session=session, signer=signer, now=now, tree_size=periodic)
     checkpoint = make(session=session, signer=signer, now=now, tree_size=tree_size)
     session.commit()
     return checkpoint
 
 
-def checkpoint_now(*, session: Session, signer: CheckpointSigner, now: datetime) -> AuditCheckpoint:
-    """Sign the log as it stands, plus any every-`CHECKPOINT_EVERY` checkpoint not yet made
-    (appends without a signer leave those to the next signer), and commit.
+def checkpoint_now(
+    *,
+    session: Session,
+    signer: CheckpointSigner,
+    now: datetime,
+    checkpoint_every: int | None = None,
+) -> AuditCheckpoint:
+    """Sign the log as it stands, plus any every-`checkpoint_every` checkpoint not yet made
+    (default `CHECKPOINT_EVERY`; appends without a signer leave those to the next signer), and
+    commit.
 
     Raises AuditUnavailable if the checkpoints cannot be stored, VerificationError if the
     stored tree is damaged.
     """
     for _ in range(_STORE_ATTEMPTS):
         try:
-            return _store_now(session, signer, now)
+            return _store_now(session, signer, now, checkpoint_every)
         except IntegrityError:
             session.rollback()
     raise AuditUnavailable("the checkpoint could not be stored")
@@ -170,7 +215,7 @@ def covering(
         if found is not None:
             return found
         try:
-            return _store_now(session, signer, now)
+            return _store_now(session, signer, now, None)
         except IntegrityError:
             session.rollback()
     raise AuditUnavailable("no checkpoint covering the entry could be stored")

@@ -9,9 +9,11 @@ inclusion proof or a consistency proof then reads the O(log n) stored subtree ha
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, text
+from sqlalchemy import Connection, and_, bindparam, or_, select, text
 from sqlmodel import Session, col
 
 from hub.audit import merkle
@@ -55,10 +57,100 @@ def read_nodes(session: Session | Connection, ids: Iterable[NodeId]) -> dict[Nod
     return found
 
 
-_INSERT_NODE = text(
+INSERT_NODE = text(
     "INSERT INTO audit_node (level, idx, digest, complete_at) "
     "VALUES (:level, :idx, :digest, :complete_at)"
 )
+
+
+# The complete subtrees of a tree of n leaves (`merkle.pieces(0, n)`) end at distinct sizes, so
+# one statement of a fixed shape (cached by the driver) reads them all by `complete_at`.
+_READ_BY_COMPLETION = text(
+    "SELECT level, idx, digest FROM audit_node WHERE complete_at IN :sizes"
+).bindparams(bindparam("sizes", expanding=True))
+
+
+def _read_frontier(connection: Connection, size: int, wanted: set[NodeId]) -> dict[NodeId, bytes]:
+    """The hashes of `wanted`, all among the complete subtrees of the tree of `size` leaves:
+    the left siblings a batch appended after leaf `size - 1` needs.
+
+    Raises VerificationError if one is missing.
+    """
+    if not wanted:
+        return {}
+    sizes = sorted({node.complete_at for node in wanted})
+    rows = connection.execute(_READ_BY_COMPLETION, {"sizes": sizes}).all()
+    found = {
+        NodeId(level, idx): bytes.fromhex(digest)
+        for level, idx, digest in rows
+        if NodeId(level, idx) in wanted
+    }
+    missing = wanted - found.keys()
+    if missing:
+        node = min(missing)
+        raise VerificationError(
+            f"tree node at level {node.level}, index {node.idx} is missing",
+            details={"level": node.level, "index": node.idx},
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Edge:
+    """The complete subtrees of a tree of `size` leaves (`merkle.pieces(0, size)`): all that
+    appending the next leaves needs. A writer keeps the one its last commit produced."""
+
+    size: int
+    nodes: Mapping[NodeId, bytes]
+
+
+def hash_leaves(
+    connection: Connection, *, first: int, leaves: Sequence[bytes], known: Edge | None = None
+) -> tuple[list[dict[str, Any]], Edge]:
+    """The rows of leaves `first`, `first + 1`, ... and of every subtree hash they complete,
+    and the edge of the grown tree. The subtrees from before come from `known` when it is the
+    edge of a tree of `first` leaves (no query), else from one query in the caller's
+    transaction.
+
+    Raises VerificationError if a stored node they need is missing.
+    """
+    end = first + len(leaves)
+    indexes = range(first, end)
+    made = {node for index in indexes for node in merkle.completed_by(index)}
+    before = {node for index in indexes for node in merkle.left_siblings(index)}
+    before |= (
+        {node for node in merkle.pieces(0, end) if node.complete_at <= first} if end else set()
+    )
+    before -= made
+    if known is not None and known.size == first and before <= known.nodes.keys():
+        nodes = {node: known.nodes[node] for node in before}
+    else:
+        nodes = _read_frontier(connection, first, before)
+    rows = []
+    for index, leaf in zip(indexes, leaves, strict=True):
+        for node, digest in merkle.hash_completed(index, leaf, nodes):
+            nodes[node] = digest
+            rows.append(
+                {
+                    "level": node.level,
+                    "idx": node.idx,
+                    "digest": digest.hex(),
+                    "complete_at": node.complete_at,
+                }
+            )
+    edge = {node: nodes[node] for node in merkle.pieces(0, end)} if end else {}
+    return rows, Edge(size=end, nodes=edge)
+
+
+def add_leaves(connection: Connection, *, first: int, leaves: Sequence[bytes]) -> None:
+    """Store leaves `first`, `first + 1`, ... and every subtree hash they complete, in the
+    caller's transaction: one query for the subtrees from before, one executemany.
+
+    Raises VerificationError if a left sibling the new hashes need is missing.
+    """
+    rows, _ = hash_leaves(connection, first=first, leaves=leaves)
+    if rows:
+        connection.execute(INSERT_NODE, rows)
 
 
 def add_leaf(connection: Connection, *, index: int, leaf: bytes) -> None:
@@ -66,19 +158,18 @@ def add_leaf(connection: Connection, *, index: int, leaf: bytes) -> None:
 
     Raises VerificationError if a left sibling the new hashes need is missing.
     """
-    siblings = read_nodes(connection, merkle.left_siblings(index))
-    connection.execute(
-        _INSERT_NODE,
-        [
-            {
-                "level": node.level,
-                "idx": node.idx,
-                "digest": digest.hex(),
-                "complete_at": node.complete_at,
-            }
-            for node, digest in merkle.hash_completed(index, leaf, siblings)
-        ],
-    )
+    add_leaves(connection, first=index, leaves=[leaf])
+
+
+def root_on(connection: Connection, tree_size: int) -> bytes:
+    """The tree hash of the first `tree_size` leaves as the caller's transaction sees them (an
+    appender, before its commit), without checking the cursor.
+
+    Raises VerificationError if a stored node is missing.
+    """
+    if tree_size == 0:
+        return root_hash([])
+    return merkle.range_hash(0, tree_size, read_nodes(connection, merkle.pieces(0, tree_size)))
 
 
 def size(session: Session) -> int:

@@ -7,6 +7,7 @@ so the pure-Python `ecdsa` package it also installs is never used to verify a si
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -24,8 +25,17 @@ from hub.errors import BadRequest, Unauthenticated
 from hub.schemas import TokenPublic
 from hub.services.principals import AGENCY_SYSTEM, Principal
 from hub.storage.models import ApiClient, PanelMembership, UsedAssertion, User
-from keys import KeyRing
+from keys import KeyRing, KeysError
 
+log = logging.getLogger("hub.auth")
+
+# Our own tokens are well under 1 KiB and an agency's RS256 assertion under 2 KiB; anything far
+# larger is refused before it is parsed, so nobody makes the hub decode megabytes of base64.
+MAX_TOKEN_CHARS = 8192
+# An agency's clock may run a little ahead of the hub's; a token dated further ahead than this
+# (`iat` or `nbf`) is not valid yet.
+CLOCK_SKEW_SECONDS = 30
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105  (RFC 9068 media type, not a secret)
 ASSERTION_ALGORITHMS = ("ES256", "RS256")
 ACCESS_TOKEN_AUDIENCE = "hub-api"  # noqa: S105  (an audience name, not a secret)
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -70,6 +80,8 @@ def verification_key(jwk: dict[str, Any], alg: str) -> Any:
 
 
 def _unverified(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    if len(assertion) > MAX_TOKEN_CHARS:
+        raise Unauthenticated(f"client assertion is longer than {MAX_TOKEN_CHARS} characters")
     try:
         return jwt.get_unverified_header(assertion), jwt.get_unverified_claims(assertion)
     except JWTError as exc:
@@ -135,6 +147,20 @@ def _check_lifetime(claims: dict[str, Any], *, settings: Settings, now: datetime
         raise Unauthenticated(f"client assertion lives longer than {limit} seconds")
     if exp <= int(now.timestamp()):
         raise Unauthenticated("client assertion has expired")
+    _check_not_before(claims, now=now, what="client assertion")
+
+
+def _check_not_before(claims: dict[str, Any], *, now: datetime, what: str) -> None:
+    """Refuse a token dated in the future: its `iat` or `nbf` is after now (plus skew)."""
+    latest = int(now.timestamp()) + CLOCK_SKEW_SECONDS
+    for name in ("iat", "nbf"):
+        value = claims.get(name)
+        if value is None and name == "nbf":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise Unauthenticated(f"{what} {name} must be an integer")
+        if value > latest:
+            raise Unauthenticated(f"{what} is not valid yet")
 
 
 def _remember_jti(*, session: Session, client_id: str, claims: dict[str, Any]) -> None:
@@ -190,7 +216,7 @@ def issue_access_token(
         claims,
         keyring.token_signing_private_pem().decode(),
         algorithm="ES256",
-        headers={"kid": keyring.token_signing_kid, "typ": "at+jwt"},
+        headers={"kid": keyring.token_signing_kid, "typ": ACCESS_TOKEN_TYPE},
     )
     return token, ttl
 
@@ -199,13 +225,25 @@ def principal_from_access_token(
     *, session: Session, keyring: KeyRing, settings: Settings, token: str, now: datetime
 ) -> Principal:
     """Verify one of our own access tokens; raises Unauthenticated if expired or forged."""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise Unauthenticated("access token is invalid or expired")
     # Any signing key the keyring still holds verifies, found by the token's kid, so tokens
     # issued before a rotation stay valid until they expire.
     try:
-        kid = jwt.get_unverified_header(token).get("kid")
+        header = jwt.get_unverified_header(token)
     except JWTError as exc:
         raise Unauthenticated("access token is invalid or expired") from exc
-    jwk = keyring.token_verifying_jwk(kid) if isinstance(kid, str) else None
+    # Only access tokens are accepted here, not other JWTs the hub signs (consent receipts).
+    if header.get("typ") != ACCESS_TOKEN_TYPE:
+        raise Unauthenticated("access token is invalid or expired")
+    kid = header.get("kid")
+    try:
+        jwk = keyring.token_verifying_jwk(kid) if isinstance(kid, str) else None
+    except (KeysError, OSError) as exc:
+        # An unknown kid makes the keyring re-read its store; if that store cannot be read the
+        # token cannot be checked, so it is refused (fail closed), and operators hear of it.
+        log.error("key store unreadable while checking an access token: %s", type(exc).__name__)
+        raise Unauthenticated("access token is invalid or expired") from exc
     if jwk is None:
         raise Unauthenticated("access token is invalid or expired")
     key = verification_key(jwk, "ES256")
@@ -223,6 +261,10 @@ def principal_from_access_token(
     exp = claims.get("exp")
     if not isinstance(exp, int) or exp <= int(now.timestamp()):
         raise Unauthenticated("access token is invalid or expired")
+    try:
+        _check_not_before(claims, now=now, what="access token")
+    except Unauthenticated as exc:
+        raise Unauthenticated("access token is invalid or expired") from exc
     kind = claims.get("kind")
     subject = str(claims["sub"])
     if kind == "agency":

@@ -12,6 +12,7 @@ from hub.errors import BadRequest, Conflict, SubjectErased
 from hub.schemas import CasePublic, TransitionCreate
 from hub.services import audit, profiles, subjects
 from hub.services.access import require_coordinator, visible_case
+from hub.services.case_audit import case_event
 from hub.services.principals import COORDINATOR, Principal
 from hub.storage.models import Case, CaseTransition, InterventionPlan, Panel, PanelMembership
 from hub.vocabulary import TRANSITIONS
@@ -163,10 +164,7 @@ def move_case(
             at=now,
         )
     )
-    body: dict[str, Any] = {
-        "actor": principal.actor,
-        "case": case.id,
-        "subject": subjects.audit_ref(keyring, subject_id=case.subject_id),
+    details: dict[str, Any] = {
         "from": case.stage,
         "to": to,
         "lead_agency": case.lead_agency,
@@ -186,9 +184,17 @@ def move_case(
             plan.state = "ended"
             plan.ended_at = now
             session.add(plan)
-        body["outcome"] = outcome
-        body["retain_until"] = case.retain_until.isoformat()
-    audit.append(session=session, kind="transition", body=body, now=now)
+        details["outcome"] = outcome
+        details["retain_until"] = case.retain_until.isoformat()
+    case_event(
+        session=session,
+        keyring=keyring,
+        actor=principal.actor,
+        case=case,
+        kind="transition",
+        now=now,
+        details=details,
+    )
     case.stage = to
     case.updated_at = now
     session.add(case)

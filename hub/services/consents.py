@@ -21,6 +21,7 @@ from hub.schemas import (
 )
 from hub.services import audit, notifications, profiles, subjects
 from hub.services.access import visible_case
+from hub.services.case_audit import case_event
 from hub.services.cases import panel_agencies
 from hub.services.principals import COORDINATOR, Principal
 from hub.storage.models import Case, Consent, ConsentChange, Panel, Subject
@@ -89,20 +90,23 @@ def _change(
         )
     session.add(change)
     session.add(row)
-    audit.append(
+    case = session.get(Case, row.case_id)
+    if case is None:  # The foreign key rules this out; never log against a missing case.
+        raise NotFound("case not found")
+    case_event(
         session=session,
+        keyring=keyring,
+        actor=actor,
+        case=case,
         kind=f"consent_{state}" if state != "active" else "consent_given",
-        body={
-            "actor": actor,
-            "case": row.case_id,
-            "subject": subjects.audit_ref(keyring, subject_id=row.subject_id),
+        now=now,
+        details={
             "consent": row.id,
             "version": row.version,
             "recipients": row.recipients,
             "purposes": row.purposes,
             "categories": row.categories,
         },
-        now=now,
     )
 
 

@@ -2,11 +2,18 @@
 
 1. resolve the case and check the caller is an agency system;
 2. build the policy input and ask the policy decision point (any failure there is a deny);
-3. on deny: append a denial entry, commit, raise;
+3. on deny: commit the decision record, append a denial entry, raise;
 4. on allow: fetch only the permitted categories from the holding agencies, concurrently;
    drop fields outside them and scrub the subject's local identifiers;
-5. append the disclosure entry and commit — nothing is returned before that is durable;
+5. commit the decision record, then append the disclosure entry through the process's audit
+   writer (group commit) — nothing is returned before the entry is durable;
 6. answer with the records, the sources' status and a signed receipt.
+
+The decision record and the audit entry are written in two transactions, record first: every
+entry's `decision_id` and `decision_digest` name a record that is already durable, while a
+record without an entry is a request that failed at the log (503, nothing disclosed) and is
+never an answer that left. A break-glass window is opened with the record, so it is queued for
+review even if the log then refuses the entry.
 """
 
 from __future__ import annotations
@@ -24,7 +31,15 @@ from hub.config import Settings
 from hub.errors import Forbidden, NotFound, PolicyDenied
 from hub.policy import PolicyDecision, PolicyEngine, PolicyEngineError, PolicyInput, Reason
 from hub.schemas import DisclosedRecord, DisclosureCreate, DisclosurePublic, SourcePublic
-from hub.services import audit, audit_checkpoints, breakglass, decisions, receipts, subjects
+from hub.services import (
+    audit,
+    audit_checkpoints,
+    audit_writer,
+    breakglass,
+    decisions,
+    receipts,
+    subjects,
+)
 from hub.services.consents import active_consents
 from hub.services.grants import active_grants
 from hub.services.principals import Principal
@@ -275,10 +290,11 @@ def request_disclosure(
         agency_id=principal.agency_id,
         now=now,
     )
+    writer = audit_writer.for_session(session=session, settings=deps.settings, keyring=keyring)
     if not decision.allow:
         body["decision_digest"] = keep_record()
-        audit.append(session=session, kind="denial", body=body, now=now)
         audit.commit(session=session)
+        writer.append(kind="denial", body=body, now=now)
         if case.panel_id not in principal.panels:
             # The caller may not even know the case exists: answer as if it did not.
             raise NotFound("case not found")
@@ -317,11 +333,14 @@ def request_disclosure(
             decision_id=decision_id,
             now=now,
         )
-    entry = audit.append(session=session, kind="disclosure", body=body, now=now)
+    signer = audit_checkpoints.signer_for(keyring=keyring, settings=deps.settings)
     audit.commit(session=session)
+    # The batch that makes the entry durable also signs a checkpoint covering it, so the
+    # receipt below finds one instead of each request signing its own.
+    entry = writer.append(kind="disclosure", body=body, now=now, checkpoint=True)
     receipt = receipts.issue(
         session=session,
-        signer=audit_checkpoints.signer_for(keyring=keyring, settings=deps.settings),
+        signer=signer,
         entry=entry,
         decision_id=decision_id,
         payload_digest=payload_digest,

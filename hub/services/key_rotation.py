@@ -8,7 +8,8 @@ transaction each:
 2. re-seals under the subject's own key every identity, local identifier and case summary still
    sealed directly under the keyring (values written before per-subject keys existed);
 3. re-encrypts under the current key every other keyring-sealed value under an older key
-   (consent change reasons, webhook secrets).
+   (consent change reasons, webhook secrets, access-request justifications and decision
+   reasons, break-glass review notes: `KEYRING_SEALED`).
 
 Each batch commits with the progress in `key_rotation`, and every step selects only what is
 still left to do, so a run that is interrupted (a crash, Ctrl-C) continues where it stopped
@@ -25,10 +26,13 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from hub.services import subject_keys
+from hub.services import access_requests, subject_keys
+from hub.services.breakglass import _note_ad
 from hub.services.notifications import secret_associated_data
 from hub.storage.models import (
+    AccessRequest,
     AgencyWebhook,
+    BreakGlass,
     Case,
     ConsentChange,
     KeyRotation,
@@ -140,39 +144,92 @@ def _batch(session: Session, keyring: KeyRing, size: int) -> int:
     return _reencrypt_keyring_values(session, keyring, size)
 
 
+@dataclass(frozen=True)
+class _KeyringSealed:
+    """A column sealed directly under the keyring's data-encryption key, and how to name the
+    associated data of one row's value."""
+
+    model: Any
+    column: str
+    key: str  # the primary-key attribute, for a stable batch order
+    associated_data: Callable[[Any], bytes]
+
+
+# Every column sealed under the keyring rather than a subject's own key. A rotation re-encrypts
+# each under the current key, and a data-encryption key is retired only once none is left.
+KEYRING_SEALED = (
+    _KeyringSealed(
+        ConsentChange, "reason_ciphertext", "id", lambda r: f"consent_change/{r.id}/reason".encode()
+    ),
+    _KeyringSealed(
+        AgencyWebhook,
+        "secret_ciphertext",
+        "agency_id",
+        lambda r: secret_associated_data(r.agency_id),
+    ),
+    _KeyringSealed(
+        AccessRequest,
+        "justification_ciphertext",
+        "id",
+        lambda r: access_requests.associated_data(r.id, "justification"),
+    ),
+    _KeyringSealed(
+        AccessRequest,
+        "reason_ciphertext",
+        "id",
+        lambda r: access_requests.associated_data(r.id, "reason"),
+    ),
+    _KeyringSealed(BreakGlass, "review_note_ciphertext", "id", lambda r: _note_ad(r.id)),
+)
+
+
+def _sealed_under_other_keys(sealed: _KeyringSealed, current: str) -> Any:
+    column = col(getattr(sealed.model, sealed.column))
+    return (column.like(_LEGACY), column.not_like(f"v1.{current}.%"))
+
+
 def _reencrypt_keyring_values(session: Session, keyring: KeyRing, size: int) -> int:
     current = keyring.data_key_kid
-    stale = f"v1.{current}.%"
-    changes = session.exec(
-        select(ConsentChange)
-        .where(
-            col(ConsentChange.reason_ciphertext).like(_LEGACY),
-            col(ConsentChange.reason_ciphertext).not_like(stale),
-        )
-        .order_by(col(ConsentChange.id))
-        .limit(size)
-    ).all()
-    for change in changes:
-        assert _legacy_under_old_key(change.reason_ciphertext, current)
-        ad = f"consent_change/{change.id}/reason".encode()
-        assert change.reason_ciphertext is not None
-        plain = keyring.decrypt(change.reason_ciphertext, associated_data=ad)
-        change.reason_ciphertext = keyring.encrypt(plain, associated_data=ad)
-        session.add(change)
-    if changes:
-        return len(changes)
-    hooks = session.exec(
-        select(AgencyWebhook)
-        .where(col(AgencyWebhook.secret_ciphertext).not_like(stale))
-        .order_by(col(AgencyWebhook.agency_id))
-        .limit(size)
-    ).all()
-    for hook in hooks:
-        ad = secret_associated_data(hook.agency_id)
-        plain = keyring.decrypt(hook.secret_ciphertext, associated_data=ad)
-        hook.secret_ciphertext = keyring.encrypt(plain, associated_data=ad)
-        session.add(hook)
-    return len(hooks)
+    for sealed in KEYRING_SEALED:
+        rows = session.exec(
+            select(sealed.model)
+            .where(*_sealed_under_other_keys(sealed, current))
+            .order_by(col(getattr(sealed.model, sealed.key)))
+            .limit(size)
+        ).all()
+        for row in rows:
+            token = getattr(row, sealed.column)
+            assert _legacy_under_old_key(token, current)
+            ad = sealed.associated_data(row)
+            plain = keyring.decrypt(token, associated_data=ad)
+            setattr(row, sealed.column, keyring.encrypt(plain, associated_data=ad))
+            session.add(row)
+        if rows:
+            return len(rows)
+    return 0
+
+
+def still_under(*, session: Session, kid: str) -> int:
+    """How many stored items a data-encryption key `kid` still wraps or encrypts: it can be
+    retired only when this is 0."""
+    pattern = f"v1.{kid}.%"
+    counts = [
+        select(func.count()).select_from(SubjectKey).where(SubjectKey.kek_kid == kid),
+        select(func.count())
+        .select_from(Subject)
+        .where(col(Subject.identity_ciphertext).like(pattern)),
+        select(func.count())
+        .select_from(SubjectLocalId)
+        .where(col(SubjectLocalId.local_id_ciphertext).like(pattern)),
+        select(func.count()).select_from(Case).where(col(Case.summary_ciphertext).like(pattern)),
+        *(
+            select(func.count())
+            .select_from(sealed.model)
+            .where(col(getattr(sealed.model, sealed.column)).like(pattern))
+            for sealed in KEYRING_SEALED
+        ),
+    ]
+    return sum(int(session.exec(query).one()) for query in counts)
 
 
 def _reseal(
@@ -199,7 +256,6 @@ def _reseal(
 def remaining(*, session: Session, keyring: KeyRing) -> int:
     """How many items a data-encryption rotation still has to do (for a progress bar)."""
     current = keyring.data_key_kid
-    stale = f"v1.{current}.%"
     counts = [
         select(func.count()).select_from(SubjectKey).where(SubjectKey.kek_kid != current),
         select(func.count())
@@ -209,15 +265,12 @@ def remaining(*, session: Session, keyring: KeyRing) -> int:
         .select_from(SubjectLocalId)
         .where(col(SubjectLocalId.local_id_ciphertext).like(_LEGACY)),
         select(func.count()).select_from(Case).where(col(Case.summary_ciphertext).like(_LEGACY)),
-        select(func.count())
-        .select_from(ConsentChange)
-        .where(
-            col(ConsentChange.reason_ciphertext).like(_LEGACY),
-            col(ConsentChange.reason_ciphertext).not_like(stale),
+        *(
+            select(func.count())
+            .select_from(sealed.model)
+            .where(*_sealed_under_other_keys(sealed, current))
+            for sealed in KEYRING_SEALED
         ),
-        select(func.count())
-        .select_from(AgencyWebhook)
-        .where(col(AgencyWebhook.secret_ciphertext).not_like(stale)),
     ]
     return sum(int(session.exec(query).one()) for query in counts)
 

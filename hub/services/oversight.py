@@ -115,3 +115,38 @@ def subject_history(
     ).all()
     items = [_public(record, case, keyring) for record, case in rows]
     return OversightDecisionsPublic(data=items, count=len(items))
+
+
+def get_decision(
+    *, session: Session, keyring: KeyRing, principal: Principal, decision_id: str
+) -> OversightDecisionPublic:
+    """One disclosure or denial of the DPO's panel. Raises NotFound for anyone but a DPO of the
+    panel, and for a decision of another panel, so the answer never says it exists."""
+    try:
+        panel = _panel_of(principal)
+    except Forbidden as exc:
+        raise NotFound("decision not found") from exc
+    row = session.exec(
+        select(DecisionRecord, Case)
+        .join(Case, col(Case.id) == col(DecisionRecord.case_id))
+        .where(DecisionRecord.decision_id == decision_id, Case.panel_id == panel)
+    ).first()
+    if row is None:
+        raise NotFound("decision not found")
+    record, case = row
+    return _public(record, case, keyring)
+
+
+def subject_ref_of_case(
+    *, session: Session, keyring: KeyRing, principal: Principal, case_id: str
+) -> str:
+    """The audit pseudonym of a case's subject, to find their history by case. Raises NotFound
+    for anyone but a DPO of the panel, and for a case of another panel."""
+    try:
+        panel = _panel_of(principal)
+    except Forbidden as exc:
+        raise NotFound("no case of this panel has that id") from exc
+    case = session.get(Case, case_id)
+    if case is None or case.panel_id != panel:
+        raise NotFound("no case of this panel has that id")
+    return subjects.audit_ref(keyring, subject_id=case.subject_id)

@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 from hub.errors import BadRequest, Forbidden, NotFound
 from hub.schemas import ReferralCreate
 from hub.services import audit, profiles, subjects
+from hub.services.case_audit import case_event
 from hub.services.cases import panel_agencies
 from hub.services.principals import COORDINATOR, Principal
 from hub.storage.models import Case, Panel
@@ -121,17 +122,14 @@ def create_referral(
         )
     ).first()
     if open_case is not None:
-        audit.append(
+        case_event(
             session=session,
+            keyring=keyring,
+            actor=principal.actor,
+            case=open_case,
             kind="referral_linked",
-            body={
-                "actor": principal.actor,
-                "case": open_case.id,
-                "subject": subjects.audit_ref(keyring, subject_id=subject.id),
-                "channel": referral.channel,
-                "indicators": referral.indicators,
-            },
             now=now,
+            details={"channel": referral.channel, "indicators": referral.indicators},
         )
         audit.commit(session=session)
         return open_case, False
@@ -156,17 +154,14 @@ def create_referral(
     # A person who differs from a known subject in one field is offered to the coordinator
     # as a possible match, never merged silently.
     subjects.record_possible_matches(session=session, keyring=keyring, case=case, identity=identity)
-    audit.append(
+    case_event(
         session=session,
+        keyring=keyring,
+        actor=principal.actor,
+        case=case,
         kind="referral",
-        body={
-            "actor": principal.actor,
-            "case": case.id,
-            "subject": subjects.audit_ref(keyring, subject_id=subject.id),
-            "channel": referral.channel,
-            "indicators": referral.indicators,
-        },
         now=now,
+        details={"channel": referral.channel, "indicators": referral.indicators},
     )
     audit.commit(session=session)
     return case, True

@@ -111,8 +111,9 @@ def reidentify(
     """
     if reason_code not in REASON_CODES:
         raise BadRequest(f"reason_code must be one of {', '.join(REASON_CODES)}")
-    role = _role_of(principal)
+    # Visibility first: a caller of another panel learns nothing, not even which roles may ask.
     case = visible_case(session=session, principal=principal, case_id=case_id)
+    role = _role_of(principal)
     if request_id is not None:
         request = session.get(ReidentificationRequest, request_id)
         if request is None or request.case_id != case.id or request.requested_by != principal.actor:
@@ -188,11 +189,11 @@ def approve(
     Raises NotFound for a request on a case the caller cannot see, Forbidden for a caller who
     is not a coordinator or DPO, Conflict if the caller already approved or it is decided.
     """
-    role = _role_of(principal)
     request = session.get(ReidentificationRequest, request_id)
     if request is None:
         raise NotFound("re-identification request not found")
     visible_case(session=session, principal=principal, case_id=request.case_id)
+    role = _role_of(principal)
     if request.status != "pending":
         raise Conflict(f"re-identification request is already {request.status}")
     if any(a["actor"] == principal.actor for a in request.approvals):

@@ -23,6 +23,9 @@ from hub.storage.models import (
 from keys import KeyRing
 
 AUDIT_DOMAIN = "audit"
+# The version of hub.matching's normalisation the blind indexes are made with; bump it when the
+# normaliser changes, and `hub keys reindex` re-indexes every subject made under an older one.
+NORMALISER_VERSION = "n2"
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,8 @@ class Identity:
     def normalised(self) -> str:
         """The matching form (hub.matching) of name and date of birth, for the blind index."""
         return (
-            f"n2|{normalise_name(self.given_name)}|{normalise_name(self.family_name)}|"
-            f"{self.date_of_birth.isoformat()}"
+            f"{NORMALISER_VERSION}|{normalise_name(self.given_name)}|"
+            f"{normalise_name(self.family_name)}|{self.date_of_birth.isoformat()}"
         )
 
     def legacy_normalised(self) -> str:
@@ -125,6 +128,44 @@ def find_by_local_id(
     return None if link is None else session.get(Subject, link.subject_id)
 
 
+def find_by_identity(*, session: Session, keyring: KeyRing, identity: Identity) -> Subject | None:
+    """The subject whose blind index matches `identity` as normalised now, or as normalised
+    before hub.matching existed (subjects not yet re-indexed by `hub keys reindex`)."""
+    index = keyring.blind_index(kind="identity", value=identity.normalised())
+    legacy_index = keyring.blind_index(kind="identity", value=identity.legacy_normalised())
+    return session.exec(
+        select(Subject).where(col(Subject.identity_index).in_([index, legacy_index]))
+    ).first()
+
+
+def put_field_indexes(
+    *, session: Session, keyring: KeyRing, subject: Subject, identity: Identity
+) -> None:
+    """Write (or rewrite) the subject's single-field blind indexes, for near matches."""
+    fields = identity.field_indexes(keyring)
+    row = session.get(SubjectFieldIndex, subject.id) or SubjectFieldIndex(
+        subject_id=subject.id, given_name_index="", family_name_index="", date_of_birth_index=""
+    )
+    row.given_name_index = fields["given_name"]
+    row.family_name_index = fields["family_name"]
+    row.date_of_birth_index = fields["date_of_birth"]
+    session.add(row)
+
+
+def reindex(*, session: Session, keyring: KeyRing, subject: Subject) -> None:
+    """Recompute the subject's blind indexes with the current normaliser and mark it so.
+
+    A crypto-shredded subject has nothing to index; it is only marked. Raises
+    keys.DecryptionError if its identity does not open (an altered row).
+    """
+    if subject.identity_ciphertext != subject_keys.SHREDDED:
+        identity = identity_of(keyring, subject)
+        subject.identity_index = keyring.blind_index(kind="identity", value=identity.normalised())
+        put_field_indexes(session=session, keyring=keyring, subject=subject, identity=identity)
+    subject.index_version = NORMALISER_VERSION
+    session.add(subject)
+
+
 def find_or_create(
     *, session: Session, keyring: KeyRing, identity: Identity, agency_id: str, local_id: str | None
 ) -> Subject:
@@ -134,25 +175,17 @@ def find_or_create(
         subject = find_by_local_id(
             session=session, keyring=keyring, agency_id=agency_id, local_id=local_id
         )
-    index = keyring.blind_index(kind="identity", value=identity.normalised())
-    legacy_index = keyring.blind_index(kind="identity", value=identity.legacy_normalised())
     if subject is None:
-        subject = session.exec(
-            select(Subject).where(col(Subject.identity_index).in_([index, legacy_index]))
-        ).first()
+        subject = find_by_identity(session=session, keyring=keyring, identity=identity)
     if subject is None:
-        subject = Subject(identity_ciphertext="", identity_index=index)
+        subject = Subject(
+            identity_ciphertext="",
+            identity_index=keyring.blind_index(kind="identity", value=identity.normalised()),
+            index_version=NORMALISER_VERSION,
+        )
         session.add(subject)
         session.flush()
-        fields = identity.field_indexes(keyring)
-        session.add(
-            SubjectFieldIndex(
-                subject_id=subject.id,
-                given_name_index=fields["given_name"],
-                family_name_index=fields["family_name"],
-                date_of_birth_index=fields["date_of_birth"],
-            )
-        )
+        put_field_indexes(session=session, keyring=keyring, subject=subject, identity=identity)
         plaintext = json.dumps(
             {
                 "given_name": identity.given_name,

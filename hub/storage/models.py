@@ -93,6 +93,9 @@ class Subject(SQLModel, table=True):
     identity_ciphertext: str = Field(sa_column=Column(Text, nullable=False))
     # Blind index over the normalised name and date of birth, to link referrals about one person.
     identity_index: str = Field(index=True, max_length=128)
+    # Which name normaliser (hub.matching) made the indexes; NULL for subjects indexed before
+    # versions were recorded. `hub keys reindex` brings every subject to the current one.
+    index_version: str | None = Field(default=None, max_length=16)
     created_at: datetime = _utc()
 
 
@@ -498,3 +501,27 @@ class ReidentificationRequest(SQLModel, table=True):
     status: str = Field(max_length=16)  # pending, approved, used
     created_at: datetime = _utc()
     decided_at: datetime | None = _utc(nullable=True, default_now=False)
+
+
+class WebSession(SQLModel, table=True):
+    """A person's signed-in browser session. Only a hash of the cookie's value is stored, so
+    a copy of the database cannot be used to sign in."""
+
+    __tablename__ = "web_session"
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    username: str = Field(foreign_key="hub_user.username", index=True, max_length=64)
+    created_at: datetime = _utc()
+    last_seen_at: datetime = _utc()
+    ended_at: datetime | None = _utc(nullable=True, default_now=False)
+
+
+class SignInFailure(SQLModel, table=True):
+    """One failed sign-in, counted per account name for the lockout window."""
+
+    __tablename__ = "sign_in_failure"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    # A hash of the name typed, so a password typed into the name field is never stored.
+    account_hash: str = Field(index=True, max_length=64)
+    at: datetime = _utc()

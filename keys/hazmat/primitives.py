@@ -116,6 +116,14 @@ def p256_public_key_to_der(key: ec.EllipticCurvePublicKey) -> bytes:
     )
 
 
+def p256_public_key_to_pem(key: ec.EllipticCurvePublicKey) -> bytes:
+    """Return the PEM SubjectPublicKeyInfo encoding."""
+    return key.public_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PublicFormat.SubjectPublicKeyInfo,
+    )
+
+
 def p256_public_point(key: ec.EllipticCurvePublicKey) -> tuple[bytes, bytes]:
     """Return the affine (x, y) coordinates, each 32 bytes big-endian."""
     numbers = key.public_numbers()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hub.storage.models import ConsentNotification
+from hub.storage.models import Case, ConsentNotification, PossibleMatch
 from tests.api.conftest import PANEL, POLICE, SCHOOL, Hub
 from tests.api.flows import case_in_assessment, disclose, grant, record_consent
 from tests.api.outsiders import add_outsider_agency, add_outsider_user
@@ -65,6 +65,19 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
         "review_dates": ["2099-01-01"],
         "consent_id": "x",
     },
+    ("get", "/v1/cases/{case_id}/possible-matches"): None,
+    ("post", "/v1/possible-matches/{match_id}"): {"decision": "rejected"},
+    ("get", "/v1/pseudonyms/{pseudonym}/current"): None,
+    ("post", "/v1/cases/{case_id}/reidentify"): {
+        "reason_code": "safeguarding_action",
+        "reason": "x",
+    },
+    ("post", "/v1/reidentifications/{request_id}/approve"): None,
+}
+# Routes whose path parameter shares a name with another kind of record's: which record of
+# `northtown_records` each takes instead.
+RECORD_FOR: dict[tuple[str, str], dict[str, str]] = {
+    ("post", "/v1/reidentifications/{request_id}/approve"): {"request_id": "reidentification_id"},
 }
 
 
@@ -97,6 +110,17 @@ def northtown_records(hub: Hub) -> dict[str, str]:
     window = hub.client.get(
         "/v1/break-glass", headers=hub.user_headers("dpo"), params={"status": "open"}
     ).json()["data"][0]
+    # A DPO's re-identification request waits for a coordinator's approval.
+    filed = hub.client.post(
+        f"/v1/cases/{case_id}/reidentify",
+        headers=hub.user_headers("dpo"),
+        json=BODIES[("post", "/v1/cases/{case_id}/reidentify")],
+    )
+    assert filed.status_code == 202, filed.text
+    # The subject as the school sees it: a pseudonym of the school's own domain.
+    pseudonym = hub.client.get(f"/v1/cases/{case_id}", headers=hub.agency_headers(SCHOOL)).json()[
+        "subject"
+    ]
     with hub.session() as session:
         note = ConsentNotification(
             consent_id=consent["id"],
@@ -107,8 +131,14 @@ def northtown_records(hub: Hub) -> dict[str, str]:
             status="failed",
         )
         session.add(note)
+        case = session.get(Case, case_id)
+        assert case is not None
+        match = PossibleMatch(
+            case_id=case_id, candidate_subject_id=case.subject_id, differing_field="given_name"
+        )
+        session.add(match)
         session.commit()
-        notification_id = note.id
+        notification_id, match_id = note.id, match.id
     return {
         "case_id": case_id,
         "consent_id": consent["id"],
@@ -117,6 +147,9 @@ def northtown_records(hub: Hub) -> dict[str, str]:
         "window_id": window["id"],
         "notification_id": notification_id,
         "panel_id": PANEL,
+        "match_id": match_id,
+        "pseudonym": pseudonym,
+        "reidentification_id": filed.json()["request_id"],
     }
 
 
@@ -126,7 +159,10 @@ def test_every_scoped_route_answers_404_to_another_panel(hub: Hub, outsider: str
     headers = add_outsider_agency(hub) if outsider == "agency" else add_outsider_user(hub, outsider)
     answers = {}
     for method, template in scoped_routes(hub):
-        path = template.format_map(_Ids(records))
+        chosen = {
+            name: records[record] for name, record in RECORD_FOR.get((method, template), {}).items()
+        }
+        path = template.format_map(_Ids({**records, **chosen}))
         if (method, template) not in BODIES:
             # A route without a sample (e.g. one another branch is adding) gets an empty body
             # and made-up ids; it must at least disclose nothing. Add it to BODIES for the

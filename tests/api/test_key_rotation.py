@@ -6,11 +6,11 @@ from __future__ import annotations
 import base64
 import json
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 from typer.testing import CliRunner
 
 from hub.cli import app
@@ -26,6 +26,7 @@ from hub.storage.models import (
 from keys import KeyRing
 from tests.api.conftest import SCHOOL, Hub
 from tests.api.flows import refer_alex, use_hub_env
+from tests.api.test_isolation import northtown_records
 
 runner = CliRunner()
 
@@ -255,3 +256,155 @@ def test_hub_keys_rotate_and_list(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_subject_keys_associated_data_names_table_row_and_column() -> None:
     assert subject_keys.associated_data(table="t", row="r", column="c") == b"hub/v2/t/r/c"
+
+
+def _retire(kind: str, version: str) -> Any:
+    return runner.invoke(app, ["keys", "retire", kind, version])
+
+
+def test_a_data_key_is_retired_only_once_nothing_is_under_it(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_kid, _legacy = _prepare(hub)
+    use_hub_env(hub, monkeypatch)
+    with hub.session() as session:
+        before = _snapshot(session, hub.state.keyring)
+    refused = _retire("data-encryption", "v1")
+    assert refused.exit_code == 1
+    assert "is the current key; rotate first" in refused.output
+    rotated = KeyRing.rotate(
+        hub.settings.keystore_path, master_key=_master_key(hub), purpose="data-encryption"
+    )
+    # Rotated but not yet re-encrypted: retiring now would make the old values unreadable.
+    refused = _retire("kek", "v1")
+    assert refused.exit_code == 1
+    assert f"stored items are still under {old_kid}" in refused.output
+    key_rotation.run_data_key_rotation(engine=hub.state.engine, keyring=rotated, now=_now)
+    retired = _retire("kek", "v1")
+    assert retired.exit_code == 0, retired.output
+    assert f"key {old_kid} (v1) retired at " in retired.output
+    listed = runner.invoke(app, ["keys", "list"])
+    rows = {tuple(line.split()[:4]): line.split()[4:] for line in listed.output.splitlines()}
+    (dates,) = [d for k, d in rows.items() if k[0] == "data-encryption" and k[2] == "v1"]
+    assert ("data-encryption", old_kid, "v1", "retired") in rows
+    assert dates[1] != "-" and dates[1] >= dates[0]
+    # Nothing was lost: a keyring that no longer uses the retired key reads everything.
+    fresh = KeyRing.open(hub.settings.keystore_path, master_key=_master_key(hub))
+    with hub.session() as session:
+        assert _snapshot(session, fresh) == before
+
+
+def test_a_token_key_is_retired_after_its_tokens_expire_and_leaves_the_jwks(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_hub_env(hub, monkeypatch)
+    old_kid = hub.state.keyring.token_signing_kid
+    KeyRing.rotate(hub.settings.keystore_path, master_key=_master_key(hub), purpose="token-signing")
+    refused = _retire("token-signing", "v1")
+    assert refused.exit_code == 1
+    assert f"tokens signed by {old_kid} may still be valid until" in refused.output
+    # Checkpoint keys verify the log's history and are never retired.
+    KeyRing.rotate(
+        hub.settings.keystore_path, master_key=_master_key(hub), purpose="checkpoint-signing"
+    )
+    never = _retire("checkpoint-signing", "v1")
+    assert never.exit_code == 1 and "never retired" in never.output
+
+
+def test_a_token_key_replaced_long_ago_is_retired_and_unpublished(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case_id = refer_alex(hub)["id"]
+    use_hub_env(hub, monkeypatch)
+    old_headers = hub.agency_headers(SCHOOL)
+    old_kid = hub.state.keyring.token_signing_kid
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    KeyRing.rotate(
+        hub.settings.keystore_path,
+        master_key=_master_key(hub),
+        purpose="token-signing",
+        now=long_ago,
+    )
+    retired = _retire("token-signing", "v1")
+    assert retired.exit_code == 0, retired.output
+    hub.state.keyring.refresh(force=True)
+    kids = [k["kid"] for k in hub.client.get("/.well-known/jwks.json").json()["keys"]]
+    assert old_kid not in kids and len(kids) == 1
+    # A token the retired key signed no longer opens anything; a new one does.
+    assert hub.client.get(f"/v1/cases/{case_id}", headers=old_headers).status_code == 401
+    new_headers = hub.agency_headers(SCHOOL)
+    assert hub.client.get(f"/v1/cases/{case_id}", headers=new_headers).status_code == 200
+
+
+def test_every_encrypted_column_is_covered_by_rotation() -> None:
+    # A new `*_ciphertext` column fails here until rotation re-encrypts it.
+    columns = {
+        (table.name, column.name)
+        for table in SQLModel.metadata.sorted_tables
+        for column in table.columns
+        if column.name.endswith("_ciphertext")
+    }
+    under_subject_keys = {
+        *subject_keys.LEGACY_AD,
+        ("reidentification_request", "reason_ciphertext"),
+    }
+    under_keyring = {(s.model.__tablename__, s.column) for s in key_rotation.KEYRING_SEALED}
+    assert columns == under_subject_keys | under_keyring
+
+
+def _keyring_sealed(session: Session, keyring: KeyRing) -> dict[str, tuple[str | None, bytes]]:
+    """Every keyring-sealed value: the key id it is under, and what it opens to."""
+    found: dict[str, tuple[str | None, bytes]] = {}
+    for sealed in key_rotation.KEYRING_SEALED:
+        for row in session.exec(select(sealed.model)).all():
+            token = getattr(row, sealed.column)
+            if token is not None:
+                plain = keyring.decrypt(token, associated_data=sealed.associated_data(row))
+                name = f"{sealed.model.__tablename__}/{getattr(row, sealed.key)}/{sealed.column}"
+                found[name] = (KeyRing.token_kid(token), plain)
+    return found
+
+
+def test_notes_and_reasons_sealed_under_the_keyring_survive_a_rotation(hub: Hub) -> None:
+    records = northtown_records(hub)
+    coordinator, dpo = hub.user_headers("coordinator"), hub.user_headers("dpo")
+    refused = hub.client.post(
+        f"/v1/access-requests/{records['request_id']}/decision",
+        headers=coordinator,
+        json={"decision": "refuse", "reason": "Not needed for the plan."},
+    )
+    assert refused.status_code == 200, refused.text
+    reviewed = hub.client.post(
+        f"/v1/break-glass/{records['window_id']}/review",
+        headers=dpo,
+        json={"justified": True, "note": "Threat was credible."},
+    )
+    assert reviewed.status_code == 200, reviewed.text
+    withdrawn = hub.client.post(
+        f"/v1/consents/{records['consent_id']}/withdraw",
+        headers=coordinator,
+        json={"reason": "Parent withdrew by phone."},
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    old_kid = hub.state.keyring.data_key_kid
+    with hub.session() as session:
+        before = _keyring_sealed(session, hub.state.keyring)
+    tables = {name.split("/")[0] + "/" + name.split("/")[2] for name in before}
+    assert tables == {
+        "access_request/justification_ciphertext",
+        "access_request/reason_ciphertext",
+        "break_glass/review_note_ciphertext",
+        "consent_change/reason_ciphertext",
+    }
+    assert {kid for kid, _ in before.values()} == {old_kid}
+    rotated = KeyRing.rotate(
+        hub.settings.keystore_path, master_key=_master_key(hub), purpose="data-encryption"
+    )
+    key_rotation.run_data_key_rotation(engine=hub.state.engine, keyring=rotated, now=_now)
+    with hub.session() as session:
+        after = _keyring_sealed(session, rotated)
+        assert key_rotation.still_under(session=session, kid=old_kid) == 0
+    assert {name: plain for name, (_, plain) in after.items()} == {
+        name: plain for name, (_, plain) in before.items()
+    }
+    assert {kid for kid, _ in after.values()} == {rotated.data_key_kid}

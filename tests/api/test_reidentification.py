@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import select
@@ -198,7 +199,8 @@ def test_an_agency_gets_the_current_form_of_its_old_pseudonym(hub: Hub) -> None:
     current = hub.client.get(f"/v1/pseudonyms/{old}/current", headers=school)
     assert current.status_code == 200, current.text
     assert current.json() == {"pseudonym": now_shown, "version": "v2", "previous": old}
-    # Another agency's domain never resolves it, and a coordinator is not an agency.
+    # Another agency's domain never resolves it, and a coordinator, not an agency, has no
+    # pseudonyms to resolve.
     assert (
         hub.client.get(
             f"/v1/pseudonyms/{old}/current", headers=hub.agency_headers(POLICE)
@@ -209,7 +211,7 @@ def test_an_agency_gets_the_current_form_of_its_old_pseudonym(hub: Hub) -> None:
         hub.client.get(
             f"/v1/pseudonyms/{old}/current", headers=hub.user_headers("coordinator")
         ).status_code
-        == 403
+        == 404
     )
     # After the grace period, the old form no longer resolves.
     hub.now[0] = datetime.now(UTC) + timedelta(days=181)
@@ -217,9 +219,99 @@ def test_an_agency_gets_the_current_form_of_its_old_pseudonym(hub: Hub) -> None:
     assert expired.status_code in (401, 404)
 
 
-def test_the_same_subject_has_unlinkable_pseudonyms_in_two_domains(hub: Hub) -> None:
+def _bits(pseudonym: str) -> int:
+    return int.from_bytes(base64.b32decode(pseudonym[3:].upper()), "big")
+
+
+def test_the_same_subject_has_unlinkable_pseudonyms_in_two_domains(
+    hub: Hub, tmp_path: Path
+) -> None:
     keyring = hub.state.keyring
-    police = subjects.pseudonym_for(keyring, domain=subjects.agency_domain(POLICE), subject_id="s")
-    school = subjects.pseudonym_for(keyring, domain=subjects.agency_domain(SCHOOL), subject_id="s")
-    assert police != school
-    assert police[3:13] != school[3:13]
+    police, school = subjects.agency_domain(POLICE), subjects.agency_domain(SCHOOL)
+    case = refer_alex(hub)
+    with hub.session() as session:
+        subject_id = session.exec(select(Case.subject_id).where(Case.id == case["id"])).one()
+    seen_by_school = case["subject"]
+    assert seen_by_school == subjects.pseudonym_for(keyring, domain=school, subject_id=subject_id)
+    seen_by_police = subjects.pseudonym_for(keyring, domain=police, subject_id=subject_id)
+    assert seen_by_police != seen_by_school
+    # Unrelated, not merely different: over many subjects the two domains' pseudonyms differ
+    # in about half of their 160 bits, as independent random values do.
+    distances = [
+        bin(
+            _bits(subjects.pseudonym_for(keyring, domain=police, subject_id=f"s{i}"))
+            ^ _bits(subjects.pseudonym_for(keyring, domain=school, subject_id=f"s{i}"))
+        ).count("1")
+        for i in range(256)
+    ]
+    assert 70 < sum(distances) / len(distances) < 90
+    # Everything an agency knows besides its own pseudonyms (domain names, the derivation,
+    # even the subject's internal id) computes nothing without the hub's root key: another
+    # keyring gives other pseudonyms for the same domain and subject.
+    other = KeyRing.create(tmp_path / "other.json", master_key=bytes(32))
+    assert other.pseudonym(domain=police, value=subject_id) != seen_by_police
+    # And the school's pseudonym names nobody in the police's domain.
+    crossed = hub.client.get(
+        f"/v1/pseudonyms/{seen_by_school}/current", headers=hub.agency_headers(POLICE)
+    )
+    assert crossed.status_code == 404
+
+
+def _lookups(hub: Hub) -> list[dict[str, Any]]:
+    return [body for kind, body in _audit_kinds(hub) if kind == "pseudonym_current_form"]
+
+
+def test_every_current_form_lookup_is_audited_with_references_only(hub: Hub) -> None:
+    case = refer_alex(hub)
+    old = case["subject"]
+    KeyRing.rotate(
+        hub.settings.keystore_path, master_key=_master_key(hub), purpose="pseudonym-root"
+    )
+    hub.state.keyring.refresh(force=True)
+    assert _lookups(hub) == []
+    current = hub.client.get(f"/v1/pseudonyms/{old}/current", headers=hub.agency_headers(SCHOOL))
+    assert current.status_code == 200, current.text
+    with hub.session() as session:
+        subject_id = session.exec(select(Case.subject_id).where(Case.id == case["id"])).one()
+    (entry,) = _lookups(hub)
+    assert entry == {
+        "actor": entry["actor"],
+        "agency": SCHOOL,
+        "from_version": "v1",
+        "to_version": "v2",
+        "outcome": "resolved",
+        "subject": subjects.audit_ref(hub.state.keyring, subject_id=subject_id),
+    }
+    assert SCHOOL in entry["actor"]
+    # Neither form of the agency's pseudonym, nor anything of the person, is in the log.
+    logged = json.dumps(_audit_kinds(hub))
+    assert old not in logged and current.json()["pseudonym"] not in logged
+    assert "Alex" not in logged
+    # A lookup that finds nothing (another agency's domain, a made-up value) is audited too.
+    police = hub.client.get(f"/v1/pseudonyms/{old}/current", headers=hub.agency_headers(POLICE))
+    assert police.status_code == 404
+    junk = hub.client.get("/v1/pseudonyms/x'1/current", headers=hub.agency_headers(SCHOOL))
+    assert junk.status_code == 404
+    assert [(e["agency"], e["from_version"], e["outcome"]) for e in _lookups(hub)[1:]] == [
+        (POLICE, "v1", "not_found"),
+        (SCHOOL, "invalid", "not_found"),
+    ]
+    assert all("subject" not in e for e in _lookups(hub)[1:])
+
+
+def test_a_retired_pseudonym_version_no_longer_resolves(hub: Hub) -> None:
+    old = refer_alex(hub)["subject"]
+    KeyRing.rotate(
+        hub.settings.keystore_path, master_key=_master_key(hub), purpose="pseudonym-root"
+    )
+    KeyRing.retire(
+        hub.settings.keystore_path,
+        master_key=_master_key(hub),
+        purpose="pseudonym-root",
+        version="v1",
+    )
+    hub.state.keyring.refresh(force=True)
+    gone = hub.client.get(f"/v1/pseudonyms/{old}/current", headers=hub.agency_headers(SCHOOL))
+    assert gone.status_code == 404
+    assert gone.json()["error"]["code"] == "not_found"
+    assert [e["outcome"] for e in _lookups(hub)] == ["not_found"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, event
 from sqlmodel import Session
 
 from hub.audit.notes import CheckpointSigner
@@ -60,6 +60,33 @@ def append_entries(
             if (i + 1 - start) % per_commit == 0:
                 audit.commit(session=session)
         audit.commit(session=session)
+
+
+class FailingAuditCommits:
+    """Makes the database refuse the commit of any transaction that wrote audit entries, as a
+    full disk or a lost connection would; other transactions commit normally."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.refused = 0
+
+    def _mark(self, conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "INSERT INTO audit_entry" in statement:
+            conn.info["wrote_audit"] = True
+
+    def _refuse(self, conn: Connection) -> None:
+        if conn.info.pop("wrote_audit", False):
+            self.refused += 1
+            raise OSError("simulated: the database refused the commit")
+
+    def __enter__(self) -> FailingAuditCommits:
+        event.listen(self.engine, "before_cursor_execute", self._mark)
+        event.listen(self.engine, "commit", self._refuse)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._mark)
+        event.remove(self.engine, "commit", self._refuse)
 
 
 @pytest.fixture

@@ -43,7 +43,8 @@ def _reseal(path: Path, master_key: bytes, document: Any) -> None:
 def _make_old_keystore(path: Path, master_key: bytes) -> KeyRing:
     """A keystore as a build before checkpoint signing wrote it: the first four purposes."""
     ring = KeyRing.create(path, master_key=master_key)
-    keys = [k for k in unseal(path, master_key)["keys"] if k["purpose"] != "checkpoint-signing"]
+    later = ("checkpoint-signing", "bundle-signing")
+    keys = [k for k in unseal(path, master_key)["keys"] if k["purpose"] not in later]
     _reseal(path, master_key, {"keys": keys})
     return ring
 
@@ -85,7 +86,7 @@ def test_open_or_create_adds_the_missing_key_and_keeps_the_others(
 
     after = unseal(keystore_path, master_key)["keys"]
     assert after[:4] == before
-    assert [k["purpose"] for k in after[4:]] == ["checkpoint-signing"]
+    assert [k["purpose"] for k in after[4:]] == ["checkpoint-signing", "bundle-signing"]
     assert keystore_path.stat().st_mode & 0o777 == 0o600
     assert ring.decrypt(token, associated_data=AD) == b"kept"
     assert ring.pseudonym(domain="d", value="v") == old.pseudonym(domain="d", value="v")

@@ -219,13 +219,16 @@ def test_key_ids_list_every_key_without_secrets(keystore_path: Path, master_key:
         "data-encryption",
         "token-signing",
         "checkpoint-signing",
+        "bundle-signing",
     ]
     for entry in listed:
-        assert set(entry) == {"purpose", "kid", "version", "created_at", "state"}
+        assert set(entry) == {"purpose", "kid", "version", "created_at", "retired_at", "state"}
         assert entry["version"] == "v1"
         assert entry["created_at"] == "2024-05-01T12:00:00Z"
-        assert re.fullmatch(r"(psn|bix|dek|tok|ckp)-v1-[0-9a-f]{8}", entry["kid"])
-    assert len({k["kid"] for k in listed}) == 5
+        assert entry["retired_at"] is None
+        assert entry["state"] == "current"
+        assert re.fullmatch(r"(psn|bix|dek|tok|ckp|bdl)-v1-[0-9a-f]{8}", str(entry["kid"]))
+    assert len({k["kid"] for k in listed}) == 6
     listing = repr(listed)
     for stored in unseal(keystore_path, master_key)["keys"]:
         assert stored["secret"] not in listing
@@ -242,5 +245,7 @@ def test_created_at_defaults_to_now(keystore_path: Path, master_key: bytes) -> N
     ring = KeyRing.create(keystore_path, master_key=master_key)
     after = datetime.now(UTC)
     for entry in ring.key_ids():
-        stamp = datetime.strptime(entry["created_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        stamp = datetime.strptime(str(entry["created_at"]), "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=UTC
+        )
         assert before <= stamp <= after

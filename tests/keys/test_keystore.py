@@ -75,7 +75,7 @@ def test_keystore_file_holds_no_key_material_in_clear(
 ) -> None:
     on_disk = keystore_path.read_bytes()
     secrets = [base64.b64decode(k["secret"]) for k in unseal(keystore_path, master_key)["keys"]]
-    assert len(secrets) == 5
+    assert len(secrets) == 6
     for secret in secrets:
         for form in (
             secret,
@@ -225,7 +225,7 @@ def _valid_keys(path: Path, master_key: bytes) -> list[dict[str, str]]:
     [
         (lambda keys: {"keys": "none"}, "sealed body has no key list"),
         (lambda keys: [keys], "sealed body has no key list"),
-        (lambda keys: {"keys": [*keys, 7]}, "key 5 is not an object"),
+        (lambda keys: {"keys": [*keys, 7]}, "key 6 is not an object"),
         (lambda keys: {"keys": [{**keys[0], "kid": None}]}, "key 0 field 'kid' is missing"),
         (lambda keys: {"keys": [{**keys[0], "secret": "%%"}]}, "key 0 field secret is not base64"),
         (lambda keys: {"keys": [*keys, keys[0]]}, "duplicate key id"),
@@ -275,4 +275,4 @@ def test_open_ignores_keys_of_purposes_it_does_not_know(
     _reseal(keystore_path, master_key, {"keys": [*keys, extra]})
     again = KeyRing.open(keystore_path, master_key=master_key)
     assert again.pseudonym(domain="d", value="v") == ring.pseudonym(domain="d", value="v")
-    assert len(again.key_ids()) == 6
+    assert len(again.key_ids()) == 7

@@ -67,3 +67,19 @@ def test_data_key_refuses_bad_input() -> None:
         key.decrypt("sk1.***", associated_data=b"")
     with pytest.raises(DecryptionError, match="shorter than nonce and tag"):
         key.decrypt("sk1.AAAA", associated_data=b"")
+
+
+def test_refresh_rereads_only_a_changed_keystore(
+    ring: KeyRing, keystore_path: Path, master_key: bytes
+) -> None:
+    serving = KeyRing.open(keystore_path, master_key=master_key)
+    assert serving.refresh() is True  # First look: nothing was recorded about the file yet.
+    # Unchanged file: no re-read, however often asked (tokens naming unknown kids are cheap).
+    assert [serving.refresh() for _ in range(3)] == [False, False, False]
+    assert serving.token_verifying_jwk("tok-v9-missing") is None
+    rotated = KeyRing.rotate(keystore_path, master_key=master_key, purpose="token-signing")
+    # The signing path notices the rotation by itself and signs with the new key.
+    assert serving.token_signing_private_pem() == rotated.token_signing_private_pem()
+    assert serving.token_signing_kid == rotated.token_signing_kid
+    assert serving.refresh() is False
+    assert serving.refresh(force=True) is True

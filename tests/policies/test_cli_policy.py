@@ -128,7 +128,9 @@ def test_unsigned_bundle_from_a_folder(tmp_path: Path, key_files: tuple[Path, Pa
     (folder / "hub" / "sample.rego").write_text(FAILING_POLICY)
     (folder / "hub" / "sample_test.rego").write_text(FAILING_TESTS)
     out = tmp_path / "bundle.tar.gz"
-    built = runner.invoke(app, ["policy", "bundle", str(out), "--policies", str(folder)])
+    built = runner.invoke(
+        app, ["policy", "bundle", str(out), "--unsigned", "--policies", str(folder)]
+    )
     assert built.exit_code == 0, built.stderr
     assert "2 files, unsigned" in built.stdout
     with tarfile.open(out) as tar:

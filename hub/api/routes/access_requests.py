@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from hub.api.deps import CurrentPrincipal, KeyRingDep, NowDep, SessionDep
+from hub.api.deps import CurrentPrincipal, KeyRingDep, NowDep, PathId, SessionDep
 from hub.schemas import (
     AccessRequestCreate,
     AccessRequestDecision,
@@ -22,7 +22,7 @@ router = APIRouter(tags=["access requests"])
     status_code=status.HTTP_201_CREATED,
 )
 def request_access(
-    case_id: str,
+    case_id: PathId,
     body: AccessRequestCreate,
     principal: CurrentPrincipal,
     session: SessionDep,
@@ -42,7 +42,7 @@ def request_access(
 
 @router.get("/v1/cases/{case_id}/access-requests", response_model=AccessRequestsPublic)
 def list_access_requests(
-    case_id: str, principal: CurrentPrincipal, session: SessionDep, keyring: KeyRingDep
+    case_id: PathId, principal: CurrentPrincipal, session: SessionDep, keyring: KeyRingDep
 ) -> AccessRequestsPublic:
     """Newest first; an agency sees only its own requests."""
     return access_requests.list_requests(
@@ -52,7 +52,7 @@ def list_access_requests(
 
 @router.post("/v1/access-requests/{request_id}/decision", response_model=AccessRequestPublic)
 def decide_access_request(
-    request_id: str,
+    request_id: PathId,
     body: AccessRequestDecision,
     principal: CurrentPrincipal,
     session: SessionDep,

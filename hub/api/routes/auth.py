@@ -28,7 +28,34 @@ async def _form(request: Request) -> dict[str, str]:
 FormDep = Annotated[dict[str, str], Depends(_form)]
 
 
-@router.post("/v1/token", response_model=TokenPublic)
+# The form is parsed by hand (each field exactly once), so its schema is written out here for
+# the OpenAPI document.
+_TOKEN_FORM = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "required": ["grant_type", "client_assertion_type", "client_assertion"],
+                "properties": {
+                    "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                    "client_assertion_type": {
+                        "type": "string",
+                        "enum": [auth.CLIENT_ASSERTION_TYPE],
+                    },
+                    "client_assertion": {
+                        "type": "string",
+                        "description": "a JWT signed with one of the client's registered keys",
+                        "maxLength": auth.MAX_TOKEN_CHARS,
+                    },
+                },
+            }
+        }
+    },
+}
+
+
+@router.post("/v1/token", response_model=TokenPublic, openapi_extra={"requestBody": _TOKEN_FORM})
 def token(
     form: FormDep, session: SessionDep, keyring: KeyRingDep, settings: SettingsDep, now: NowDep
 ) -> TokenPublic:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from hub.api.deps import CurrentPrincipal, KeyRingDep, NowDep, SessionDep
+from hub.api.deps import CurrentPrincipal, KeyRingDep, NowDep, PathId, SessionDep
 from hub.schemas import BreakGlassesPublic, BreakGlassPublic, BreakGlassReview
 from hub.services import breakglass
 
@@ -28,7 +28,7 @@ def list_break_glass(
 
 @router.post("/v1/break-glass/{window_id}/review", response_model=BreakGlassPublic)
 def review_break_glass(
-    window_id: str,
+    window_id: PathId,
     body: BreakGlassReview,
     principal: CurrentPrincipal,
     session: SessionDep,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from hub.api.deps import CurrentPrincipal, KeyRingDep, NowDep, SessionDep
+from hub.api.deps import CurrentPrincipal, KeyRingDep, NowDep, PathId, SessionDep
 from hub.schemas import CasePublic, ReferralCreate, TransitionCreate
 from hub.services import cases, referrals
 
@@ -32,14 +32,14 @@ def make_referral(
 
 @router.get("/v1/cases/{case_id}", response_model=CasePublic)
 def read_case(
-    case_id: str, principal: CurrentPrincipal, session: SessionDep, keyring: KeyRingDep
+    case_id: PathId, principal: CurrentPrincipal, session: SessionDep, keyring: KeyRingDep
 ) -> CasePublic:
     return cases.get_case(session=session, keyring=keyring, principal=principal, case_id=case_id)
 
 
 @router.post("/v1/cases/{case_id}/transitions", response_model=CasePublic)
 def move_case(
-    case_id: str,
+    case_id: PathId,
     body: TransitionCreate,
     principal: CurrentPrincipal,
     session: SessionDep,

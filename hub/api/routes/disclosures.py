@@ -9,6 +9,7 @@ from hub.api.deps import (
     CurrentPrincipal,
     KeyRingDep,
     NowDep,
+    PathId,
     PolicyDep,
     SessionDep,
     SettingsDep,
@@ -25,7 +26,7 @@ router = APIRouter(tags=["disclosures"])
     responses={403: {"description": "denied by policy; `error.reasons` says why"}},
 )
 def disclose(
-    case_id: str,
+    case_id: PathId,
     body: DisclosureCreate,
     principal: CurrentPrincipal,
     session: SessionDep,

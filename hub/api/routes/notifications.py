@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from hub.api.deps import CurrentPrincipal, NowDep, SessionDep
+from hub.api.deps import CurrentPrincipal, NowDep, PathId, SessionDep
 from hub.schemas import NotificationPublic, NotificationsPublic
 from hub.services import notifications
 
@@ -30,7 +30,7 @@ def list_notifications(
 
 @router.post("/v1/notifications/{notification_id}/retry", response_model=NotificationPublic)
 def retry_notification(
-    notification_id: str, principal: CurrentPrincipal, session: SessionDep, now: NowDep
+    notification_id: PathId, principal: CurrentPrincipal, session: SessionDep, now: NowDep
 ) -> NotificationPublic:
     """Send a failed notification again (for example once the agency's endpoint is fixed)."""
     return notifications.retry_notification(

@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Query
 
-from hub.api.deps import CurrentPrincipal, KeyRingDep, SessionDep
+from hub.api.deps import CurrentPrincipal, KeyRingDep, PathId, SessionDep
 from hub.schemas import OversightDecisionsPublic
 from hub.services import oversight
 
@@ -21,7 +21,7 @@ def list_disclosures(
     keyring: KeyRingDep,
     agency: str | None = Query(default=None, max_length=64),
     purpose: str | None = Query(default=None, max_length=64),
-    case_id: str | None = Query(default=None, max_length=36),
+    case_id: PathId | None = Query(default=None, max_length=36),
     decision: Literal["allow", "deny"] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -48,7 +48,7 @@ def list_disclosures(
     "/v1/oversight/subjects/{subject_ref}/disclosures", response_model=OversightDecisionsPublic
 )
 def subject_disclosures(
-    subject_ref: str, principal: CurrentPrincipal, session: SessionDep, keyring: KeyRingDep
+    subject_ref: PathId, principal: CurrentPrincipal, session: SessionDep, keyring: KeyRingDep
 ) -> OversightDecisionsPublic:
     """One person's disclosure history (subject access), by the audit log's pseudonym."""
     return oversight.subject_history(

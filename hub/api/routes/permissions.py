@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse
 
-from hub.api.deps import CurrentPrincipal, KeyRingDep, NowDep, SessionDep, SettingsDep
+from hub.api.deps import CurrentPrincipal, KeyRingDep, NowDep, PathId, SessionDep, SettingsDep
 from hub.schemas import (
     ConsentCreate,
     ConsentPublic,
@@ -27,7 +27,7 @@ router = APIRouter(tags=["consents and grants"])
     status_code=status.HTTP_201_CREATED,
 )
 def record_consent(
-    case_id: str,
+    case_id: PathId,
     body: ConsentCreate,
     principal: CurrentPrincipal,
     session: SessionDep,
@@ -46,7 +46,7 @@ def record_consent(
 
 @router.post("/v1/consents/{consent_id}/withdraw", response_model=ConsentPublic)
 def withdraw_consent(
-    consent_id: str,
+    consent_id: PathId,
     body: ConsentWithdraw,
     principal: CurrentPrincipal,
     session: SessionDep,
@@ -68,7 +68,7 @@ def withdraw_consent(
     "/v1/cases/{case_id}/grants", response_model=GrantPublic, status_code=status.HTTP_201_CREATED
 )
 def create_grant(
-    case_id: str,
+    case_id: PathId,
     body: GrantCreate,
     principal: CurrentPrincipal,
     session: SessionDep,
@@ -82,7 +82,7 @@ def create_grant(
 
 @router.post("/v1/grants/{grant_id}/revoke", response_model=GrantPublic)
 def revoke_grant(
-    grant_id: str,
+    grant_id: PathId,
     body: GrantRevoke,
     principal: CurrentPrincipal,
     session: SessionDep,
@@ -101,7 +101,7 @@ def revoke_grant(
 
 @router.get("/v1/cases/{case_id}/consents", response_model=ConsentsPublic)
 def list_consents(
-    case_id: str,
+    case_id: PathId,
     principal: CurrentPrincipal,
     session: SessionDep,
     keyring: KeyRingDep,
@@ -120,7 +120,7 @@ def list_consents(
     responses={200: {"content": {"text/html": {}}}},
 )
 def consent_receipt(
-    consent_id: str,
+    consent_id: PathId,
     request: Request,
     principal: CurrentPrincipal,
     session: SessionDep,

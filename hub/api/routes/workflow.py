@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from hub.api.deps import CurrentPrincipal, KeyRingDep, NowDep, SessionDep
+from hub.api.deps import CurrentPrincipal, KeyRingDep, NowDep, PathId, SessionDep
 from hub.schemas import (
     AssessmentCreate,
     AssessmentPublic,
@@ -27,7 +27,7 @@ router = APIRouter(tags=["workflow"])
     status_code=status.HTTP_201_CREATED,
 )
 def add_service(
-    panel_id: str,
+    panel_id: PathId,
     body: ServiceCreate,
     principal: CurrentPrincipal,
     session: SessionDep,
@@ -41,7 +41,7 @@ def add_service(
 
 @router.get("/v1/panels/{panel_id}/services", response_model=ServicesPublic)
 def list_services(
-    panel_id: str, principal: CurrentPrincipal, session: SessionDep
+    panel_id: PathId, principal: CurrentPrincipal, session: SessionDep
 ) -> ServicesPublic:
     return workflow.list_services(session=session, principal=principal, panel_id=panel_id)
 
@@ -52,7 +52,7 @@ def list_services(
     status_code=status.HTTP_201_CREATED,
 )
 def screen_case(
-    case_id: str,
+    case_id: PathId,
     body: ScreeningCreate,
     principal: CurrentPrincipal,
     session: SessionDep,
@@ -76,7 +76,7 @@ def screen_case(
     status_code=status.HTTP_201_CREATED,
 )
 def assess_case(
-    case_id: str,
+    case_id: PathId,
     body: AssessmentCreate,
     principal: CurrentPrincipal,
     session: SessionDep,
@@ -100,7 +100,7 @@ def assess_case(
     status_code=status.HTTP_201_CREATED,
 )
 def plan_intervention(
-    case_id: str,
+    case_id: PathId,
     body: InterventionCreate,
     principal: CurrentPrincipal,
     session: SessionDep,

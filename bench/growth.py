@@ -1,0 +1,158 @@
+"""Growth: how a disclosure's latency and an inclusion proof's time change as the hub fills up.
+
+The running hub's database is seeded in bulk with direct inserts (one ``INSERT ... SELECT``
+per table and step, copying the bench case's own rows under new ids): more subjects, cases and
+one active consent per case. After each step the load generator asks for the bench case's
+disclosure one request at a time, and an inclusion proof is made at the log's current size
+with the hub's own tree code. The log itself grows with every disclosure the run makes; proof
+time at 10^3 to 10^6 entries is measured directly in the parts (bench.parts).
+
+A step whose projected seeding time does not fit the budget is skipped and said so.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import Column, Engine, Table, create_engine, text
+from sqlmodel import Session
+
+from bench.e2e import LoadPlan, Site, generate_load, hub_spec
+from hub.services import audit_tree
+from hub.storage.models import Case, Consent, Subject
+
+SEED_BUDGET_SECONDS = 60.0
+GROWTH_REQUESTS = 300
+
+
+def _id_expr(engine: Engine, prefix: str) -> str:
+    if engine.dialect.name == "postgresql":
+        return f"'{prefix}' || lpad(n.i::text, 8, '0')"
+    return f"printf('{prefix}%08d', n.i)"
+
+
+def _copy_rows(
+    engine: Engine,
+    table: Table,
+    *,
+    source_id: str,
+    start: int,
+    stop: int,
+    overrides: dict[str, str],
+) -> None:
+    """Insert copies ``start..stop-1`` of ``table``'s row ``source_id``, some columns replaced."""
+    quote = engine.dialect.identifier_preparer.quote
+    columns: list[Column[Any]] = list(table.columns)
+    names = ", ".join(quote(c.name) for c in columns)
+    values = ", ".join(overrides.get(c.name, f"t.{quote(c.name)}") for c in columns)
+    where = "t.id = :source"
+    if engine.dialect.name == "postgresql":
+        series = "generate_series(CAST(:start AS integer), CAST(:last AS integer)) AS n(i)"
+        sql = f"INSERT INTO {quote(table.name)} ({names}) SELECT {values} FROM {quote(table.name)} t, {series} WHERE {where}"  # noqa: E501, S608 (names from our own models)
+    else:
+        series = "n(i) AS (SELECT :start UNION ALL SELECT i + 1 FROM n WHERE i < :last)"
+        sql = f"WITH RECURSIVE {series} INSERT INTO {quote(table.name)} ({names}) SELECT {values} FROM {quote(table.name)} t, n WHERE {where}"  # noqa: E501, S608
+    with engine.begin() as conn:
+        conn.execute(text(sql), {"source": source_id, "start": start, "last": stop - 1})
+
+
+def _scalar(engine: Engine, sql: str, **params: object) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar_one()
+
+
+def seed(engine: Engine, *, case_id: str, start: int, stop: int) -> None:
+    """Add subjects, cases and consents numbered ``start..stop-1``, copies of the bench case's."""
+    subject_id = _scalar(engine, 'SELECT subject_id FROM "case" WHERE id = :c', c=case_id)
+    consent_id = _scalar(engine, "SELECT min(id) FROM consent WHERE case_id = :c", c=case_id)
+    subject = _id_expr(engine, "bs-")
+    cases = _id_expr(engine, "bc-")
+    consents = _id_expr(engine, "bk-")
+    copies = (
+        (Subject, subject_id, {"id": subject, "identity_index": subject}),
+        (Case, case_id, {"id": cases, "subject_id": subject}),
+        (Consent, consent_id, {"id": consents, "case_id": cases, "subject_id": subject}),
+    )
+    for model, source_id, overrides in copies:
+        _copy_rows(
+            engine,
+            model.__table__,  # type: ignore[union-attr]
+            source_id=source_id,
+            start=start,
+            stop=stop,
+            overrides=overrides,
+        )
+
+
+def _counts(engine: Engine) -> dict[str, int]:
+    return {
+        "cases": int(_scalar(engine, 'SELECT count(*) FROM "case"')),
+        "consents": int(_scalar(engine, "SELECT count(*) FROM consent")),
+        "log_entries": int(_scalar(engine, "SELECT size FROM audit_head")),
+    }
+
+
+def proof_ms(engine: Engine, size: int, runs: int = 50) -> float:
+    """Median inclusion-proof time at the log's current size, spread over its leaves."""
+    samples = []
+    with Session(engine) as session:
+        for k in range(runs):
+            index = (k * 7919) % size
+            start = time.perf_counter()
+            audit_tree.inclusion_proof(session, index=index, tree_size=size)
+            samples.append(time.perf_counter() - start)
+    samples.sort()
+    return samples[len(samples) // 2] * 1000
+
+
+def measure_growth(
+    site: Site, *, database_url: str, sizes: tuple[int, ...], plan: LoadPlan, logs: Any
+) -> dict[str, Any]:
+    """Disclosure latency (concurrency 1) and proof time at each seeded size."""
+    engine = create_engine(database_url)
+    steps: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    seeded = 0
+    seconds_per_row = 0.0
+    spent = 0.0
+    try:
+        for size in sizes:
+            rows = size - seeded
+            projected = rows * seconds_per_row
+            if seconds_per_row and spent + projected > SEED_BUDGET_SECONDS:
+                skipped.append(
+                    {
+                        "cases": size,
+                        "reason": f"seeding would take about {projected:.0f} s more; the budget "
+                        f"for seeding is {SEED_BUDGET_SECONDS:.0f} s",
+                    }
+                )
+                break
+            started = time.perf_counter()
+            seed(engine, case_id=site.case_id, start=seeded + 1, stop=size + 1)
+            took = time.perf_counter() - started
+            spent += took
+            seconds_per_row = took / rows
+            seeded = size
+            counts = _counts(engine)
+            one_plan = LoadPlan(
+                concurrencies=(1,),
+                seconds=min(plan.seconds, 3.0),
+                max_requests=min(plan.max_requests, GROWTH_REQUESTS),
+            )
+            latency = generate_load(hub_spec(site, 1, one_plan), logs=logs)
+            steps.append(
+                counts
+                | {
+                    "seed_seconds": took,
+                    "p50_ms": latency["p50_ms"],
+                    "p99_ms": latency["p99_ms"],
+                    "errors": latency["errors"],
+                    "requests": latency["requests"],
+                    "proof_ms": proof_ms(engine, counts["log_entries"]),
+                }
+            )
+    finally:
+        engine.dispose()
+    return {"steps": steps, "skipped": skipped}

@@ -1,0 +1,390 @@
+"""Group commit for the audit log: one writer per process batches concurrent appends.
+
+A request hands its entry to the writer and waits. The writer's thread takes everything that
+is waiting (up to `max_batch` entries) and, in one transaction, moves the log's cursor on by n,
+writes the n entries with their chain links and tree nodes, signs the checkpoints that are due,
+and commits once. Only then is each waiting request released with its entry. If anything in
+the batch fails, the transaction is rolled back and every request in it gets AuditUnavailable:
+no answer leaves before its entry is durable, and a failed batch discloses nothing.
+
+Order across processes: a batch's first write moves the shared cursor (`audit.advance_head`),
+which holds SQLite's write lock or PostgreSQL's row lock until the commit, so workers sharing
+one database take turns batch by batch and sequence numbers stay total and gap-free.
+
+Checkpoints are signed in the batch that reaches every `checkpoint_every`-th entry, at the end
+of a batch when one of its requests asks for it (a disclosure's receipt), and whenever the
+oldest entry that no checkpoint covers is `checkpoint_seconds` old. The writer's thread checks
+that last rule between batches and while idle, so it holds when traffic stops, and for entries
+written by any process, including those from the in-transaction `audit.append`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select
+from sqlmodel import Session, col
+
+from hub.audit.notes import CheckpointSigner
+from hub.config import Settings
+from hub.errors import AuditUnavailable
+from hub.services import audit, audit_checkpoints, audit_tree
+from hub.storage.models import AuditCheckpoint, AuditEntry
+from keys import KeyRing
+
+__all__ = ["AuditWriter", "close_for", "for_session", "writer_for"]
+
+log = logging.getLogger("hub.audit")
+
+# How many entries one transaction takes at most: enough to absorb any burst the API can
+# produce, small enough that one commit stays short.
+MAX_BATCH = 512
+# How long a request waits for its batch before it answers 503 (the entry may still land; the
+# log then records a disclosure attempt that answered nothing, never the other way round).
+WAIT_SECONDS = 30.0
+# Gathering a batch stops at the first pause this long, and after this long in all: a small
+# delay next to a commit's flush to disk, which is what every batch saves.
+GATHER_QUIET_SECONDS = 0.0005
+GATHER_SECONDS = 0.003
+
+
+def _system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class _Request:
+    pending: audit.Pending
+    checkpoint: bool
+    future: Future[AuditEntry]
+
+
+class _Stop:
+    """Queued by `close`: everything queued before it is still written."""
+
+
+class AuditWriter:
+    """Batches the appends of this process's threads into one transaction each.
+
+    `signer` is called once per batch (so a rotated key is picked up); without it no
+    checkpoint is signed here. Raises ValueError for a cadence below one entry or 0.1 s.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        signer: Callable[[], CheckpointSigner] | None = None,
+        checkpoint_every: int = audit_checkpoints.CHECKPOINT_EVERY,
+        checkpoint_seconds: float = 60.0,
+        clock: Callable[[], datetime] = _system_clock,
+        max_batch: int = MAX_BATCH,
+        poll_seconds: float | None = None,
+        wait_seconds: float = WAIT_SECONDS,
+    ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
+        if checkpoint_seconds < 0.1:
+            raise ValueError(f"checkpoint_seconds must be at least 0.1, got {checkpoint_seconds}")
+        self._engine = engine
+        self._signer = signer
+        self._every = checkpoint_every
+        self._seconds = timedelta(seconds=checkpoint_seconds)
+        self._clock = clock
+        self._max_batch = max(1, max_batch)
+        # Idle wake-ups check the timed rule: often enough that it is late by a fraction of T.
+        self._poll = poll_seconds or min(max(checkpoint_seconds / 4, 0.01), 1.0)
+        self._wait = wait_seconds
+        self._queue: queue.SimpleQueue[_Request | _Stop] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._connection: Connection | None = None
+        # The one connection is used by the writer's thread and by direct calls of
+        # `checkpoint_if_due`; never by both at once.
+        self._db_lock = threading.Lock()
+        self._next_timed_check = 0.0
+        self._last_batch = 0
+        self._edge: audit_tree.Edge | None = None
+
+    # --- the requests' side ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer's thread (once). Raises AuditUnavailable after `close`."""
+        with self._lock:
+            if self._closed:
+                raise AuditUnavailable("the audit writer is stopped")
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="hub-audit-writer", daemon=True
+                )
+                self._thread.start()
+
+    def submit(
+        self, *, kind: str, body: dict[str, Any], now: datetime, checkpoint: bool = False
+    ) -> Future[AuditEntry]:
+        """Queue one entry; the future resolves once its batch is committed, or fails with
+        AuditUnavailable. With `checkpoint`, the batch also signs a checkpoint covering it.
+
+        Entries queued before `start` wait for it. Raises AuditUnavailable after `close`.
+        """
+        # Canonical JSON is made here, on the request's thread, to keep the writer's short.
+        request = _Request(
+            pending=audit.Pending.of(kind=kind, body=body, now=now),
+            checkpoint=checkpoint,
+            future=Future(),
+        )
+        with self._lock:
+            if self._closed:
+                raise AuditUnavailable("the audit writer is stopped")
+            self._queue.put(request)
+        return request.future
+
+    def append(
+        self, *, kind: str, body: dict[str, Any], now: datetime, checkpoint: bool = False
+    ) -> AuditEntry:
+        """Append one entry and return it once it is durable (committed).
+
+        Raises AuditUnavailable if its batch failed (nothing of it was written), the writer
+        is stopped, or the batch did not commit within the wait limit.
+        """
+        self.start()
+        future = self.submit(kind=kind, body=body, now=now, checkpoint=checkpoint)
+        try:
+            return future.result(timeout=self._wait)
+        except FutureTimeout as exc:
+            raise AuditUnavailable("audit entry was not made durable in time") from exc
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread; later appends are refused."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+            self._queue.put(_Stop())
+        if thread is not None:
+            thread.join(timeout)
+            return
+        # Never started: nothing will write what is queued, so its requests fail now.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Request):
+                item.future.set_exception(AuditUnavailable("the audit writer is stopped"))
+
+    # --- the writer's thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch, stop = self._take()
+            if batch:
+                self._commit(batch)
+            if time.monotonic() >= self._next_timed_check:
+                self._next_timed_check = time.monotonic() + self._poll
+                try:
+                    self.checkpoint_if_due()
+                except Exception as exc:
+                    # The next wake-up tries again; appends are unaffected.
+                    with self._db_lock:
+                        self._drop_connection()
+                    log.warning("timed audit checkpoint failed (%s)", type(exc).__name__)
+        with self._db_lock:
+            self._drop_connection()
+
+    def _take(self) -> tuple[list[_Request], bool]:
+        try:
+            first = self._queue.get(timeout=self._poll)
+        except queue.Empty:
+            return [], False
+        if isinstance(first, _Stop):
+            return [], True
+        batch = [first]
+        # Everything that arrived while the previous batch committed goes into this one. When
+        # that batch was shared, its requests are likely to come straight back: wait a moment
+        # while they keep arriving, or they would always miss this commit and the threads
+        # would split into two half-size groups taking turns.
+        gathering = self._last_batch > 1
+        deadline = time.monotonic() + GATHER_SECONDS
+        while len(batch) < self._max_batch:
+            try:
+                if gathering and time.monotonic() < deadline:
+                    item = self._queue.get(timeout=GATHER_QUIET_SECONDS)
+                else:
+                    item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Stop):
+                return batch, True
+            batch.append(item)
+        self._last_batch = len(batch)
+        return batch, False
+
+    def _connect(self) -> Connection:
+        # One connection for the writer's life: no pool checkout (or ping) per batch.
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        return self._connection
+
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()  # rolls back anything left open
+            except Exception as exc:
+                log.warning("audit writer could not close its connection (%s)", type(exc).__name__)
+
+    def _current_signer(self) -> CheckpointSigner | None:
+        if self._signer is None:
+            return None
+        try:
+            return self._signer()
+        except AuditUnavailable as exc:
+            log.warning("audit checkpoints are not signed: %s", exc)
+            return None
+
+    def _commit(self, batch: Sequence[_Request]) -> None:
+        with self._db_lock:
+            self._commit_locked(batch)
+
+    def _commit_locked(self, batch: Sequence[_Request]) -> None:
+        signer = self._current_signer()
+        try:
+            connection = self._connect()
+            with connection.begin():
+                written = audit.write_entries(
+                    connection, [r.pending for r in batch], known=self._edge
+                )
+                entries = written.entries
+                if signer is not None:
+                    wanted = any(r.checkpoint for r in batch)
+                    self._sign_due(connection, signer, entries, with_end=wanted)
+        except Exception as exc:
+            self._drop_connection()
+            self._edge = None
+            log.error(
+                "audit batch of %d entries was rolled back (%s); every request in it fails",
+                len(batch),
+                type(exc).__name__,
+            )
+            for request in batch:
+                request.future.set_exception(
+                    AuditUnavailable("audit entry could not be made durable")
+                )
+            return
+        # Only a committed edge may be reused: the next batch skips reading the tree when the
+        # cursor shows no other writer has appended since.
+        self._edge = written.edge
+        for request, entry in zip(batch, entries, strict=True):
+            request.future.set_result(entry)
+
+    def _sign_due(
+        self,
+        connection: Connection,
+        signer: CheckpointSigner,
+        entries: Sequence[AuditEntry],
+        *,
+        with_end: bool,
+    ) -> None:
+        before, end = entries[0].seq - 1, entries[-1].seq
+        sizes = list(audit_checkpoints.periodic_sizes(after=before, upto=end, every=self._every))
+        if with_end and end not in sizes:
+            sizes.append(end)
+        now = self._clock()
+        for size in sizes:
+            audit_checkpoints.store(connection, signer=signer, tree_size=size, now=now)
+
+    # --- the timed rule --------------------------------------------------------------------------
+
+    def _timed_due(self, connection: Connection, now: datetime) -> bool:
+        covered = connection.execute(select(func.max(col(AuditCheckpoint.tree_size)))).scalar()
+        oldest = connection.execute(
+            select(col(AuditEntry.at)).where(col(AuditEntry.seq) == (covered or 0) + 1)
+        ).scalar()
+        return oldest is not None and now - oldest >= self._seconds
+
+    def checkpoint_if_due(self) -> int | None:
+        """Sign the log as it stands if an entry has waited `checkpoint_seconds` without a
+        checkpoint covering it; return the size signed, or None if none was due.
+
+        The writer's thread calls this between batches and while idle. Raises what the
+        database raises.
+        """
+        with self._db_lock:
+            return self._checkpoint_if_due_locked()
+
+    def _checkpoint_if_due_locked(self) -> int | None:
+        now = self._clock()
+        connection = self._connect()
+        with connection.begin():
+            if not self._timed_due(connection, now):
+                return None  # the common case reads two rows and writes nothing
+        signer = self._current_signer()
+        if signer is None:
+            return None
+        with connection.begin():
+            # Take the cursor's lock so the size signed is the log's, then look again: another
+            # worker may have signed it meanwhile.
+            size, _ = audit.advance_head(connection, 0)
+            if not self._timed_due(connection, now):
+                return None
+            audit_checkpoints.store(connection, signer=signer, tree_size=size, now=now)
+        return size
+
+
+# --- one writer per engine in this process ----------------------------------------------------
+
+_writers: dict[Engine, AuditWriter] = {}
+_writers_lock = threading.Lock()
+
+
+def writer_for(
+    *,
+    engine: Engine,
+    settings: Settings,
+    keyring: KeyRing,
+    clock: Callable[[], datetime] = _system_clock,
+) -> AuditWriter:
+    """This process's started writer for `engine`, made on first use with the settings'
+    checkpoint cadence and the keyring's checkpoint key."""
+    with _writers_lock:
+        writer = _writers.get(engine)
+        if writer is None:
+            writer = AuditWriter(
+                engine=engine,
+                signer=functools.partial(
+                    audit_checkpoints.signer_for, keyring=keyring, settings=settings
+                ),
+                checkpoint_every=settings.audit_checkpoint_every,
+                checkpoint_seconds=settings.audit_checkpoint_seconds,
+                clock=clock,
+            )
+            writer.start()
+            _writers[engine] = writer
+        return writer
+
+
+def for_session(*, session: Session, settings: Settings, keyring: KeyRing) -> AuditWriter:
+    """The writer for the database `session` works on (see `writer_for`)."""
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    return writer_for(engine=engine, settings=settings, keyring=keyring)
+
+
+def close_for(engine: Engine) -> None:
+    """Stop `engine`'s writer, if any, after it has written what is queued."""
+    with _writers_lock:
+        writer = _writers.pop(engine, None)
+    if writer is not None:
+        writer.close()

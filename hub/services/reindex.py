@@ -1,0 +1,108 @@
+"""Re-indexing subjects indexed under an older name normaliser, in resumable batches.
+
+Blind indexes are keyed hashes of normalised names and dates, so a change to the normaliser
+(hub.matching) leaves older subjects under indexes new referrals no longer compute: the same
+person would become a second subject. `run_reindex` decrypts each such subject's identity,
+recomputes its indexes with the current normaliser and records the version, one transaction
+per batch, with progress in `key_rotation` (purpose "reindex"). Each batch selects only what is
+left, so an interrupted run continues where it stopped, and the hub keeps serving: until a
+subject is re-indexed, lookups also try the older normalisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Engine, func
+from sqlmodel import Session, col, or_, select
+
+from hub.services import key_rotation, subjects
+from hub.services.key_rotation import RotationResult
+from hub.storage.models import KeyRotation, Subject
+from keys import KeyRing
+
+PURPOSE = "reindex"
+
+
+def _stale() -> ColumnElement[bool]:
+    column = col(Subject.index_version)
+    return or_(column.is_(None), column != subjects.NORMALISER_VERSION)
+
+
+def remaining(*, session: Session) -> int:
+    """How many subjects are not yet indexed with the current normaliser."""
+    query = select(func.count()).select_from(Subject).where(_stale())
+    return int(session.exec(query).one())
+
+
+def run_reindex(
+    *,
+    engine: Engine,
+    keyring: KeyRing,
+    now: Callable[[], datetime],
+    batch_size: int = 200,
+    max_batches: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RotationResult:
+    """Bring every subject's blind indexes to the current normaliser, in batches.
+
+    Continues an interrupted run for the same normaliser version or starts one. `max_batches`
+    stops early, as an interruption would; `progress(n)` is called after each batch. Raises
+    ValueError for a batch size below 1, keys.DecryptionError if an identity does not open
+    (altered row); that batch is rolled back and the run can be resumed once it is repaired.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    target = subjects.NORMALISER_VERSION
+    with Session(engine) as session:
+        run = key_rotation.running(session=session, purpose=PURPOSE)
+        resumed = run is not None and run.target_kid == target
+        if run is not None and not resumed:
+            run.status, run.finished_at = "superseded", now()
+            session.add(run)
+            run = None
+        if run is None:
+            run = KeyRotation(
+                purpose=PURPOSE,
+                target_kid=target,
+                status="running",
+                started_at=now(),
+                updated_at=now(),
+            )
+            session.add(run)
+        session.commit()
+        run_id = run.id
+    done = 0
+    while True:
+        with Session(engine) as session:
+            batch = session.exec(
+                select(Subject).where(_stale()).order_by(col(Subject.id)).limit(batch_size)
+            ).all()
+            for subject in batch:
+                subjects.reindex(session=session, keyring=keyring, subject=subject)
+            row = session.get(KeyRotation, run_id)
+            assert row is not None
+            row.updated_at = now()
+            if batch:
+                row.processed += len(batch)
+                row.batches += 1
+            else:
+                row.status, row.finished_at = "done", now()
+            session.add(row)
+            session.commit()
+            result = RotationResult(
+                rotation_id=run_id,
+                target_kid=target,
+                processed=row.processed,
+                batches=row.batches,
+                finished=row.status == "done",
+                resumed=resumed,
+            )
+        if not batch:
+            return result
+        if progress is not None:
+            progress(len(batch))
+        done += 1
+        if max_batches is not None and done >= max_batches:
+            return result

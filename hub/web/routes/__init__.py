@@ -1,0 +1,1 @@
+"""The web UI's routes: sign-in (`auth`), coordinators (`panel`), DPOs (`dpo`)."""

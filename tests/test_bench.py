@@ -1,0 +1,77 @@
+"""`python -m bench` in its tiny mode: every figure lands in the JSON and the docs are rewritten.
+
+Nothing here looks at how fast anything was (timings belong in the benchmark); it checks that
+the harness really drove the hub and the baseline, measured every part and judged every target.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.__main__ import QUICK, main
+from bench.report import MARKER
+
+TARGETS = (
+    "hub/baseline at c=",
+    "hub p99 at c=",
+    "disclosures/s",
+    "one worker's peak RSS",
+    "policy decision, embedded, median",
+    "durable appends/s",
+    "verify at",
+    "inclusion proof at 10^6 entries",
+)
+
+
+def _load_figures(run: dict[str, Any]) -> None:
+    assert run["ok"] > 0
+    assert run["errors"] == 0, run["error_kinds"]
+    assert run["throughput_per_s"] > 0
+    assert 0 < run["p50_ms"] <= run["p99_ms"]
+
+
+def test_quick_run_writes_every_figure_and_regenerates_the_docs(
+    database_url: str, tmp_path: Path
+) -> None:
+    backend = "postgresql" if database_url.startswith("postgresql") else "sqlite"
+    results, docs = tmp_path / "latest.json", tmp_path / "benchmarks.md"
+    docs.write_text("stale page from an earlier run\n")
+
+    main(["--quick", "--databases", backend, "--results", str(results), "--docs", str(docs),
+          "--logs", str(tmp_path / "logs")])  # fmt: skip
+
+    data = json.loads(results.read_text())
+    assert data["quick"] is True
+    assert data["machine"]["cpu_count"] >= 1 and data["machine"]["python"]
+    [e2e] = data["e2e"]
+    assert e2e["backend"] == backend and e2e["workers"] == 2
+    assert e2e["records_per_answer"] > 0  # the baseline was checked to carry the same
+    assert [r["concurrency"] for r in e2e["runs"]] == list(QUICK.concurrencies)
+    for run in e2e["runs"]:
+        _load_figures(run["hub"])
+        _load_figures(run["baseline"])
+        assert run["ratio"] > 0
+    assert e2e["hub_worker_peak_rss_mb"] > 0 and e2e["baseline_worker_peak_rss_mb"] > 0
+    growth = e2e["growth"]["steps"]
+    assert [s["cases"] for s in growth] == [size + 1 for size in QUICK.growth_sizes]
+    assert all(s["consents"] >= s["cases"] and s["log_entries"] > 0 for s in growth)
+    assert all(s["p50_ms"] > 0 and s["proof_ms"] > 0 and s["errors"] == 0 for s in growth)
+    policy = data["parts"]["policy"]
+    for engine in ("embedded", "opa", "remote_opa"):
+        assert 0 < policy[engine]["median_us"] <= policy[engine]["p99_us"]
+    assert data["parts"]["pseudonym"]["median_us"] > 0
+    audit = data["parts"]["audit"][backend]
+    assert audit["appends_per_s"] > 0
+    assert [log["entries"] for log in audit["logs"]] == list(QUICK.audit_sizes)
+    assert all(log["proof_ms"] > 0 and log["verify_entries_per_s"] > 0 for log in audit["logs"])
+    names = [t["target"] for t in data["targets"]]
+    assert all(any(name.startswith(prefix) for name in names) for prefix in TARGETS)
+    assert all(t["met"] in (True, False, None) for t in data["targets"])
+
+    page = docs.read_text()
+    assert "stale page" not in page and MARKER in page
+    assert data["machine"]["date"] in page and data["machine"]["cpu_model"] in page
+    assert all(t["target"] in page for t in data["targets"])
+    assert "## Where the time goes" in page
