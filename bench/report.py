@@ -41,8 +41,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         top = max(backend["runs"], key=lambda r: r["concurrency"])
         c = top["concurrency"]
         add(f"hub/baseline at c={c} ({name})", ">= 0.5", top["ratio"], "x", top["ratio"] >= 0.5)
-        p99 = top["hub"]["p99_ms"]
-        add(f"hub p99 at c={c} ({name})", "<= 50 ms", p99, "ms", p99 <= 50)
+        # A p99 over failed requests means nothing: any error misses the target.
+        clean = top["hub"]["ok"] > 0 and top["hub"]["errors"] == 0
+        p99 = top["hub"]["p99_ms"] if top["hub"]["ok"] else None
+        add(f"hub p99 at c={c} ({name})", "<= 50 ms, no errors", p99, "ms",
+            clean and p99 is not None and p99 <= 50)  # fmt: skip
         best = max(r["hub"]["throughput_per_s"] for r in backend["runs"])
         add(f"disclosures/s, {workers} workers ({name})", ">= 1,000", best, "/s", best >= 1000)
         rss = backend["hub_worker_peak_rss_mb"]
@@ -165,8 +168,9 @@ def _parts(results: dict[str, Any]) -> list[str]:
     ]
     lines += [
         "",
-        "Audit log, through `tests/audit/bench_audit.py`: each append its own committed",
-        "transaction; logs of each size written in bulk, then proved and verified.",
+        "Audit log, through `tests/audit/bench_audit.py`: durable appends from concurrent",
+        "threads through the audit writer; logs of each size written in bulk, then proved and",
+        "verified.",
         "",
     ]
     rows: list[tuple[object, ...]] = []

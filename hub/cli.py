@@ -130,6 +130,9 @@ def serve(
             port=port,
             workers=workers,
             log_level="info",
+            # A worker imports the whole hub before it answers uvicorn's health check; on a
+            # busy machine that takes longer than uvicorn's 5 s default, and the worker is killed.
+            timeout_worker_healthcheck=30,
         )
     finally:
         worker.stop()

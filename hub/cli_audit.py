@@ -109,7 +109,12 @@ def checkpoint() -> None:
     with _opened() as (settings, keyring, engine), Session(engine) as session:
         try:
             signer = audit_checkpoints.signer_for(keyring=keyring, settings=settings)
-            made = audit_checkpoints.checkpoint_now(session=session, signer=signer, now=_now())
+            made = audit_checkpoints.checkpoint_now(
+                session=session,
+                signer=signer,
+                now=_now(),
+                checkpoint_every=settings.audit_checkpoint_every,
+            )
         except HubError as exc:
             raise _fail(exc.message) from exc
         typer.echo(made.note, nl=False)
@@ -209,7 +214,12 @@ def export(
     with _opened() as (settings, keyring, engine), Session(engine) as session:
         try:
             signer = audit_checkpoints.signer_for(keyring=keyring, settings=settings)
-            made = audit_checkpoints.checkpoint_now(session=session, signer=signer, now=_now())
+            made = audit_checkpoints.checkpoint_now(
+                session=session,
+                signer=signer,
+                now=_now(),
+                checkpoint_every=settings.audit_checkpoint_every,
+            )
             lines = audit_export.export_lines(
                 session=session, origin=signer.origin, since=since, until=made.tree_size
             )

@@ -452,6 +452,17 @@ class KeyRing:
         self.refresh()
         return p256_private_key_to_pkcs8_pem(self._signing_key)
 
+    def token_signing_key(self) -> tuple[str, bytes]:
+        """The current ES256 key id and private key (PKCS8 PEM), read together.
+
+        Reading `token_signing_kid` and `token_signing_private_pem` in two calls can pair one
+        key's id with the next key's signature when a rotation lands in between; a token so
+        signed would be refused. Raises MasterKeyError and KeyStoreError as `refresh` does.
+        """
+        self.refresh()
+        with self._refresh_lock:
+            return self._signing_kid, p256_private_key_to_pkcs8_pem(self._signing_key)
+
     def token_signing_public_jwk(self) -> dict[str, str]:
         """The current ES256 public key as a JWK (RFC 7517/7518) carrying its kid."""
         return _public_jwk(self._signing_kid, self._signing_key)

@@ -58,3 +58,21 @@ def database_url(
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheapest_password_hashing() -> Iterator[None]:
+    """Hash people's passwords with argon2id at its cheapest parameters inside this process.
+
+    The hub's own parameters (argon2-cffi's RFC 9106 low-memory profile) cost a quarter of a
+    second per hash on these machines, and most API tests sign people in several times. The
+    algorithm, the stored format and every check stay the same; hubs started as separate
+    processes (the end-to-end, browser and crash tests) keep the real parameters.
+    """
+    from argon2 import PasswordHasher, profiles
+
+    from hub.services import auth
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auth, "_password_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
+        yield

@@ -7,16 +7,17 @@ it from several client threads at once:
 - disclosures the parent's consent covers (expected 200) and requests no consent, grant or
   legal basis covers (expected 403, logged as denials);
 - consent changes: give consent, disclose (200), withdraw it, disclose again (403);
-- grant expiries: a coordinator grants access for about a second, the agency discloses (200),
+- grant expiries: a coordinator grants access for a few seconds, the agency discloses (200),
   the grant runs out, the agency is refused (403).
 
 Each expectation above is checked: any other status, or a transport error, counts as an error.
-At the end it prints the number of each operation, the errors, the p50/p99 latency of the first
-and the last window (a minute, or a third of a shorter run) and the server's resident memory
-(VmRSS from /proc) after warm-up and at the end, then `audit log verifies` from
-`hub audit verify` over everything the run logged. It exits 1 if any request failed, the log
-does not verify, or memory grew by more than the bound; 0 otherwise. Timings are reported,
-never asserted.
+The same load runs unmeasured for a short warm-up first (ten seconds, a quarter of a shorter
+run); its errors still count. At the end it prints the number of each operation, the errors,
+the p50/p99 latency of the first and the last window (a minute, or a third of a shorter run)
+and the server's resident memory (VmRSS from /proc) after warm-up and at the end, then
+`audit log verifies` from `hub audit verify` over everything the run logged. It exits 1 if any
+request failed, the log does not verify, or memory grew by more than the bound; 0 otherwise.
+Timings are reported, never asserted.
 """
 
 from __future__ import annotations
@@ -60,11 +61,17 @@ GRANT_SECONDS = 3.0
 TOKEN_RENEW_SECONDS = 120.0
 # Hard cap on requests per worker, so a run stops even if the clock misbehaves.
 MAX_REQUESTS_PER_WORKER = 200_000
+WARMUP_SECONDS = 10.0
+
+
+def warmup_seconds(duration: float) -> float:
+    """Unmeasured load before the measured `duration`: ten seconds, less for short runs."""
+    return min(WARMUP_SECONDS, duration / 4)
 
 
 @dataclass(frozen=True)
 class Sample:
-    at: float  # seconds since the load started
+    at: float  # seconds since measuring started; negative during the warm-up
     operation: str
     seconds: float
 
@@ -126,14 +133,22 @@ class Worker:
         self.deadline = deadline
         self.name = name
         self.http = httpx.Client(timeout=30)
-        self._token_at = 0.0
-        self._agency: dict[str, str] = {}
+        self._tokens: dict[str, tuple[float, dict[str, str]]] = {}
+
+    def _token(
+        self, who: str, fetch: Callable[[LiveHub, httpx.Client], dict[str, str]]
+    ) -> dict[str, str]:
+        got = self._tokens.get(who)
+        if got is None or time.monotonic() - got[0] > TOKEN_RENEW_SECONDS:
+            got = (time.monotonic(), fetch(self.hub, self.http))
+            self._tokens[who] = got
+        return got[1]
 
     def agency(self) -> dict[str, str]:
-        if time.monotonic() - self._token_at > TOKEN_RENEW_SECONDS:
-            self._agency = agency_headers(self.hub, self.http)
-            self._token_at = time.monotonic()
-        return self._agency
+        return self._token("agency", agency_headers)
+
+    def coordinator(self) -> dict[str, str]:
+        return self._token("coordinator", coordinator_headers)
 
     def call(
         self,
@@ -204,9 +219,10 @@ def disclosure_step(case: str) -> Callable[[Worker], None]:
     return step
 
 
-def consent_step(case: str, coordinator: dict[str, str]) -> Callable[[Worker], None]:
+def consent_step(case: str) -> Callable[[Worker], None]:
     def step(worker: Worker) -> None:
         url = f"{worker.hub.url}/v1/cases/{case}/consents"
+        coordinator = worker.coordinator()
         given = worker.call(
             "consent give",
             lambda: worker.http.post(
@@ -236,10 +252,11 @@ def consent_step(case: str, coordinator: dict[str, str]) -> Callable[[Worker], N
     return step
 
 
-def grant_step(case: str, coordinator: dict[str, str]) -> Callable[[Worker], None]:
+def grant_step(case: str) -> Callable[[Worker], None]:
     def step(worker: Worker) -> None:
         expires = datetime.now(UTC) + timedelta(seconds=GRANT_SECONDS)
         url = f"{worker.hub.url}/v1/cases/{case}/grants"
+        coordinator = worker.coordinator()
         granted = worker.call(
             "grant",
             lambda: worker.http.post(
@@ -256,15 +273,18 @@ def grant_step(case: str, coordinator: dict[str, str]) -> Callable[[Worker], Non
         )
         if granted is None:
             return
-        worker.disclose(case, ALLOWED, 200, "disclosure under grant", refused_after=expires)
+        # The policy compares times in whole seconds, so the grant ends at its second's start.
+        ends = expires.replace(microsecond=0)
+        worker.disclose(case, ALLOWED, 200, "disclosure under grant", refused_after=ends)
         time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds() + 0.05))
         worker.disclose(case, ALLOWED, 403, "denial after grant expiry")
 
     return step
 
 
-def sample_memory(hub: LiveHub, stop: threading.Event, into: list[tuple[float, int]]) -> None:
-    started = time.monotonic()
+def sample_memory(
+    hub: LiveHub, stop: threading.Event, started: float, into: list[tuple[float, int]]
+) -> None:
     while not stop.wait(1.0):
         into.append((time.monotonic() - started, hub.rss_bytes()))
 
@@ -291,7 +311,7 @@ def summarise(
     results: Results, memory: list[tuple[float, int]], duration: float, log: str, verifies: bool
 ) -> Report:
     window = min(60.0, duration / 3)
-    first = [s.seconds for s in results.samples if s.at < window]
+    first = [s.seconds for s in results.samples if 0 <= s.at < window]
     last = [s.seconds for s in results.samples if s.at >= duration - window]
     latency = {
         name: {
@@ -304,7 +324,7 @@ def summarise(
     # Warm-up (imports, caches, the first connections) is over after the first window; growth
     # is measured from the median there to the median of the last window, so one busy sample
     # does not decide the verdict.
-    start = [rss for at, rss in memory if at < window] or [memory[0][1]]
+    start = [rss for at, rss in memory if 0 <= at < window] or [memory[0][1]]
     end = [rss for at, rss in memory if at >= duration - window] or [memory[-1][1]]
     return Report(
         duration=duration,
@@ -363,15 +383,17 @@ def soak(*, workdir: Path, duration: float, database_url: str | None) -> Report:
                 )
                 for p in (ROBIN, JO)
             )
-        results = Results(started=time.monotonic())
+        # The same load runs a while before measuring starts, so that lazy start-up work (the
+        # policy engine's per-thread VMs, connection pools, caches) is not counted as growth.
+        results = Results(started=time.monotonic() + warmup_seconds(duration))
         deadline = results.started + duration
         steps: list[tuple[str, Callable[[Worker], None]]] = [
             *((f"disclosures-{n}", disclosure_step(consented)) for n in range(DISCLOSURE_WORKERS)),
-            ("consents", consent_step(churned, coordinator)),
-            ("grants", grant_step(granted, coordinator)),
+            ("consents", consent_step(churned)),
+            ("grants", grant_step(granted)),
         ]
         stop = threading.Event()
-        sampler = threading.Thread(target=sample_memory, args=(hub, stop, memory))
+        sampler = threading.Thread(target=sample_memory, args=(hub, stop, results.started, memory))
         sampler.start()
         threads = [
             threading.Thread(target=Worker(hub, results, deadline, name).run, args=(step,))

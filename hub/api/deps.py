@@ -112,6 +112,10 @@ def get_principal(
     )
     if principal.kind == "agency":
         limiter.take(principal.subject)
+    # End the token check's read-only transaction, so its pooled connection goes back now:
+    # the handler may still wait for a free request thread, and connections held by waiting
+    # requests would starve the running ones and the audit writer (a pool-timeout deadlock).
+    session.rollback()
     return principal
 
 

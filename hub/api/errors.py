@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import InternalError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import errors
@@ -184,16 +185,9 @@ def _document_errors(app: FastAPI) -> None:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for unused in ("HTTPValidationError", "ValidationError"):
             components.pop(unused, None)
-        for name, definition in (
-            ErrorPublic.model_json_schema(ref_template="#/components/schemas/{model}")
-            .pop("$defs", {})
-            .items()
-        ):
-            components[name] = definition
-        components["ErrorPublic"] = ErrorPublic.model_json_schema(
-            ref_template="#/components/schemas/{model}"
-        )
-        components["ErrorPublic"].pop("$defs", None)
+        error_schema = ErrorPublic.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(error_schema.pop("$defs", {}))
+        components["ErrorPublic"] = error_schema
         reference = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorPublic"}}}
         for path, operations in schema.get("paths", {}).items():
             for method, operation in operations.items():
@@ -224,5 +218,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(OperationalError, _storage_down)
     app.add_exception_handler(InternalError, _storage_down)
+    # Every pooled connection busy for longer than the pool's timeout: the database is, for
+    # this request, as unavailable as if it were down.
+    app.add_exception_handler(PoolTimeout, _storage_down)
     app.add_exception_handler(KeysError, _keys_down)
     app.add_exception_handler(Exception, _unexpected)

@@ -30,15 +30,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from hub.services.principals import Principal
-from hub.services.statistics import (
-    dpo_panel,
-    is_break_glass,
-    iso_week,
-    panel_decisions,
-    reason_codes,
-    request_purpose,
-    week_start,
-)
+from hub.services.statistics import DecisionRow, dpo_panel, iso_week, panel_decisions, week_start
 from hub.storage.models import BreakGlass, Case, DecisionRecord
 
 VOLUME_FACTOR = 3
@@ -78,15 +70,15 @@ class AnomaliesPublic(BaseModel):
     rules: dict[str, int]
 
 
-def _entry(row: DecisionRecord) -> AnomalyEntry:
+def _entry(row: DecisionRow) -> AnomalyEntry:
     return AnomalyEntry(
         decision_id=row.decision_id,
         at=row.at,
         agency=row.agency_id,
         case_id=row.case_id,
         decision="allow" if row.allow else "deny",
-        purpose=request_purpose(row),
-        reasons=reason_codes(row),
+        purpose=row.purpose,
+        reasons=list(row.reasons),
     )
 
 
@@ -100,13 +92,13 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def volume_spikes(rows: Sequence[DecisionRecord]) -> list[AnomalyPublic]:
-    by_agency: dict[str, list[DecisionRecord]] = defaultdict(list)
+def volume_spikes(rows: Sequence[DecisionRow]) -> list[AnomalyPublic]:
+    by_agency: dict[str, list[DecisionRow]] = defaultdict(list)
     for row in rows:
         by_agency[row.agency_id].append(row)
     found = []
     for agency, agency_rows in sorted(by_agency.items()):
-        per_week: dict[datetime, list[DecisionRecord]] = defaultdict(list)
+        per_week: dict[datetime, list[DecisionRow]] = defaultdict(list)
         for row in agency_rows:
             per_week[week_start(row.at)].append(row)
         first, last = min(per_week), max(per_week)
@@ -133,14 +125,13 @@ def volume_spikes(rows: Sequence[DecisionRecord]) -> list[AnomalyPublic]:
     return found
 
 
-def _grant_windows(row: DecisionRecord) -> tuple[int, int]:
+def _grant_windows(row: DecisionRow) -> tuple[int, int]:
     """How many of the agency's grants for the request's purpose were valid at the time, and
     how many were not (not yet valid, or expired)."""
-    now = _parse_time(row.input.get("now"))
-    purpose = request_purpose(row)
+    now = _parse_time(row.now)
     valid = invalid = 0
-    for grant in row.input.get("grants", []):
-        if grant.get("agency") != row.agency_id or purpose not in grant.get("purposes", []):
+    for grant in row.grants:
+        if grant.get("agency") != row.agency_id or row.purpose not in grant.get("purposes", []):
             continue
         not_before, expires_at = (
             _parse_time(grant.get("not_before")),
@@ -155,10 +146,10 @@ def _grant_windows(row: DecisionRecord) -> tuple[int, int]:
     return valid, invalid
 
 
-def outside_windows(rows: Sequence[DecisionRecord]) -> list[AnomalyPublic]:
+def outside_windows(rows: Sequence[DecisionRow]) -> list[AnomalyPublic]:
     found = []
     for row in rows:
-        codes = reason_codes(row)
+        codes = row.reasons
         valid, invalid = _grant_windows(row)
         summary = None
         if not row.allow and "break_glass_expired" in codes:
@@ -180,8 +171,8 @@ def outside_windows(rows: Sequence[DecisionRecord]) -> list[AnomalyPublic]:
     return found
 
 
-def denial_bursts(rows: Sequence[DecisionRecord]) -> list[AnomalyPublic]:
-    denials: dict[str, list[DecisionRecord]] = defaultdict(list)
+def denial_bursts(rows: Sequence[DecisionRow]) -> list[AnomalyPublic]:
+    denials: dict[str, list[DecisionRow]] = defaultdict(list)
     for row in rows:
         if not row.allow:
             denials[row.agency_id].append(row)
@@ -190,7 +181,7 @@ def denial_bursts(rows: Sequence[DecisionRecord]) -> list[AnomalyPublic]:
     for agency, agency_rows in sorted(denials.items()):
         # Mark every denial that sits in some window of BURST_DENIALS within `span`, then
         # merge consecutive marked denials that overlap into one burst.
-        bursts: list[list[DecisionRecord]] = []
+        bursts: list[list[DecisionRow]] = []
         start = 0
         for end, row in enumerate(agency_rows):
             while row.at - agency_rows[start].at > span:
@@ -220,7 +211,7 @@ def denial_bursts(rows: Sequence[DecisionRecord]) -> list[AnomalyPublic]:
 
 
 def break_glass_uses(
-    *, session: Session, panel_id: str, rows: Sequence[DecisionRecord]
+    *, session: Session, panel_id: str, rows: Sequence[DecisionRow]
 ) -> list[AnomalyPublic]:
     windows = session.exec(
         select(BreakGlass)
@@ -228,9 +219,9 @@ def break_glass_uses(
         .where(Case.panel_id == panel_id)
         .order_by(col(BreakGlass.opened_at))
     ).all()
-    requests: dict[tuple[str, str], list[DecisionRecord]] = defaultdict(list)
+    requests: dict[tuple[str, str], list[DecisionRow]] = defaultdict(list)
     for row in rows:
-        if is_break_glass(row):
+        if row.break_glass:
             requests[(row.case_id, row.agency_id)].append(row)
     return [
         AnomalyPublic(
@@ -257,7 +248,7 @@ def find_anomalies(
     Raises Forbidden for anyone but a DPO of a panel.
     """
     panel_id = dpo_panel(principal)
-    rows = panel_decisions(session=session, panel_id=panel_id)
+    rows = panel_decisions(session=session, panel_id=panel_id, with_grants=True)
     found = [
         *volume_spikes(rows),
         *outside_windows(rows),

@@ -52,10 +52,9 @@ MAX_BATCH = 512
 # How long a request waits for its batch before it answers 503 (the entry may still land; the
 # log then records a disclosure attempt that answered nothing, never the other way round).
 WAIT_SECONDS = 30.0
-# Gathering a batch stops at the first pause this long, and after this long in all: a small
-# delay next to a commit's flush to disk, which is what every batch saves.
-GATHER_QUIET_SECONDS = 0.0005
-GATHER_SECONDS = 0.003
+# The longest a batch waits for stragglers: small next to a commit's flush to disk, which is
+# what every entry that joins the batch saves.
+GATHER_SECONDS = 0.002
 
 
 def _system_clock() -> datetime:
@@ -211,25 +210,37 @@ class AuditWriter:
         if isinstance(first, _Stop):
             return [], True
         batch = [first]
-        # Everything that arrived while the previous batch committed goes into this one. When
-        # that batch was shared, its requests are likely to come straight back: wait a moment
-        # while they keep arriving, or they would always miss this commit and the threads
-        # would split into two half-size groups taking turns.
-        gathering = self._last_batch > 1
-        deadline = time.monotonic() + GATHER_SECONDS
+        stop = self._drain(batch)
+        # Everything that arrived while the previous batch committed is in. When fewer came
+        # than last time, the rest are likely on their way back from that batch: wait once,
+        # briefly, or they would always miss this commit and the threads would split into two
+        # half-size groups taking turns. One wait only: each wake-up has to win the GIL back
+        # from busy request threads.
+        if not stop and len(batch) < self._last_batch:
+            try:
+                item = self._queue.get(timeout=GATHER_SECONDS)
+            except queue.Empty:
+                pass
+            else:
+                if isinstance(item, _Stop):
+                    stop = True
+                else:
+                    batch.append(item)
+                    stop = self._drain(batch)
+        self._last_batch = len(batch)
+        return batch, stop
+
+    def _drain(self, batch: list[_Request]) -> bool:
+        """Move what is queued into `batch` (up to the limit); True if `close` was queued."""
         while len(batch) < self._max_batch:
             try:
-                if gathering and time.monotonic() < deadline:
-                    item = self._queue.get(timeout=GATHER_QUIET_SECONDS)
-                else:
-                    item = self._queue.get_nowait()
+                item = self._queue.get_nowait()
             except queue.Empty:
-                break
+                return False
             if isinstance(item, _Stop):
-                return batch, True
+                return True
             batch.append(item)
-        self._last_batch = len(batch)
-        return batch, False
+        return False
 
     def _connect(self) -> Connection:
         # One connection for the writer's life: no pool checkout (or ping) per batch.

@@ -212,11 +212,12 @@ def issue_access_token(
         "exp": int((now + timedelta(seconds=ttl)).timestamp()),
         "jti": str(uuid.uuid4()),
     }
+    signing_kid, signing_pem = keyring.token_signing_key()
     token = jwt.encode(
         claims,
-        keyring.token_signing_private_pem().decode(),
+        signing_pem.decode(),
         algorithm="ES256",
-        headers={"kid": keyring.token_signing_kid, "typ": ACCESS_TOKEN_TYPE},
+        headers={"kid": signing_kid, "typ": ACCESS_TOKEN_TYPE},
     )
     return token, ttl
 

@@ -91,11 +91,12 @@ def issue_receipt(
     """The signed receipt and its claims. Raises NotFound or Forbidden."""
     row = managed_consent(session, principal, consent_id)
     claims = _claims(session, keyring, row, issuer=issuer, now=now)
+    signing_kid, signing_pem = keyring.token_signing_key()
     token: str = jwt.encode(
         claims,
-        keyring.token_signing_private_pem().decode(),
+        signing_pem.decode(),
         algorithm="ES256",
-        headers={"kid": keyring.token_signing_kid, "typ": RECEIPT_TYPE},
+        headers={"kid": signing_kid, "typ": RECEIPT_TYPE},
     )
     audit.append(
         session=session,

@@ -346,6 +346,9 @@ def request_disclosure(
         payload_digest=payload_digest,
         now=now,
     )
+    # Hand the connection back now rather than when the request is torn down: the requests
+    # of one batch are released together and all need one here.
+    session.commit()
     return DisclosurePublic(
         decision_id=decision_id,
         case_id=case.id,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from hub.errors import Forbidden, NotFound
 from hub.schemas import OversightDecisionPublic, OversightDecisionsPublic
@@ -59,32 +59,36 @@ def list_decisions(
 ) -> OversightDecisionsPublic:
     """Disclosures and denials of the DPO's panel, newest first. Raises Forbidden."""
     panel = _panel_of(principal)
-    query = (
-        select(DecisionRecord, Case)
-        .join(Case, col(Case.id) == col(DecisionRecord.case_id))
-        .where(Case.panel_id == panel)
-    )
+    record = DecisionRecord.__table__.c  # type: ignore[attr-defined]
+    conditions = [col(Case.panel_id) == panel]
     if agency is not None:
-        query = query.where(DecisionRecord.agency_id == agency)
+        conditions.append(col(DecisionRecord.agency_id) == agency)
+    if purpose is not None:
+        # A JSON path into the stored input; SQLAlchemy writes it for SQLite and PostgreSQL.
+        conditions.append(record.input[("request", "purpose")].as_string() == purpose)
     if case_id is not None:
-        query = query.where(DecisionRecord.case_id == case_id)
+        conditions.append(col(DecisionRecord.case_id) == case_id)
     if decision is not None:
-        query = query.where(DecisionRecord.allow == (decision == "allow"))
+        conditions.append(col(DecisionRecord.allow) == (decision == "allow"))
     if since is not None:
-        query = query.where(col(DecisionRecord.at) >= since)
+        conditions.append(col(DecisionRecord.at) >= since)
     if until is not None:
-        query = query.where(col(DecisionRecord.at) < until)
+        conditions.append(col(DecisionRecord.at) < until)
+    joined = col(Case.id) == col(DecisionRecord.case_id)
+    count = session.exec(
+        select(func.count()).select_from(DecisionRecord).join(Case, joined).where(*conditions)
+    ).one()
+    # Only the page is loaded and turned into public models: a panel has tens of thousands.
     rows = session.exec(
-        query.order_by(col(DecisionRecord.at).desc(), col(DecisionRecord.decision_id))
+        select(DecisionRecord, Case)
+        .join(Case, joined)
+        .where(*conditions)
+        .order_by(col(DecisionRecord.at).desc(), col(DecisionRecord.decision_id))
+        .offset(offset)
+        .limit(min(limit, MAX_PAGE))
     ).all()
-    # The purpose lives inside the stored input; filtering it here keeps the SQL portable.
-    items = [
-        _public(record, case, keyring)
-        for record, case in rows
-        if purpose is None or record.input.get("request", {}).get("purpose") == purpose
-    ]
-    page = items[offset : offset + min(limit, MAX_PAGE)]
-    return OversightDecisionsPublic(data=page, count=len(items))
+    items = [_public(row, case, keyring) for row, case in rows]
+    return OversightDecisionsPublic(data=items, count=int(count))
 
 
 def subject_history(

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from hub.errors import BadRequest, Forbidden
@@ -58,26 +61,77 @@ def dpo_panel(principal: Principal) -> str:
     return principal.panel_id
 
 
+@dataclass(frozen=True)
+class DecisionRow:
+    """What oversight counts of one decision record, read without loading its whole input and
+    output documents (a dashboard reads tens of thousands of them)."""
+
+    decision_id: str
+    at: datetime
+    case_id: str
+    agency_id: str
+    allow: bool
+    purpose: str
+    break_glass: bool
+    reasons: tuple[str, ...]  # the distinct reason codes, sorted
+    # Only with `with_grants`: the grants in the policy input and its `now`.
+    grants: tuple[dict[str, Any], ...] = ()
+    now: str | None = None
+
+
+def _codes(reasons: Any) -> tuple[str, ...]:
+    if not isinstance(reasons, list):
+        return ()
+    return tuple(sorted({str(r.get("code")) for r in reasons if isinstance(r, dict)}))
+
+
 def panel_decisions(
     *,
     session: Session,
     panel_id: str,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> Sequence[DecisionRecord]:
-    """The panel's decision records in [since, until), oldest first."""
+    with_grants: bool = False,
+) -> list[DecisionRow]:
+    """The panel's decisions in [since, until), oldest first."""
+    record = DecisionRecord.__table__.c  # type: ignore[attr-defined]
+    columns = [
+        record.decision_id,
+        record.at,
+        record.case_id,
+        record.agency_id,
+        record.allow,
+        record.input[("request", "purpose")].as_string(),
+        record.input[("request", "break_glass")].as_boolean(),
+        record.output["reasons"],
+    ]
+    if with_grants:
+        columns += [record.input["grants"], record.input["now"].as_string()]
     query = (
-        select(DecisionRecord)
-        .join(Case, col(Case.id) == col(DecisionRecord.case_id))
-        .where(Case.panel_id == panel_id)
+        sa_select(*columns)
+        .join(Case.__table__, Case.__table__.c.id == record.case_id)  # type: ignore[attr-defined]
+        .where(Case.__table__.c.panel_id == panel_id)  # type: ignore[attr-defined]
     )
     if since is not None:
-        query = query.where(col(DecisionRecord.at) >= since)
+        query = query.where(record.at >= since)
     if until is not None:
-        query = query.where(col(DecisionRecord.at) < until)
-    return session.exec(
-        query.order_by(col(DecisionRecord.at), col(DecisionRecord.decision_id))
-    ).all()
+        query = query.where(record.at < until)
+    rows = session.connection().execute(query.order_by(record.at, record.decision_id)).all()
+    return [
+        DecisionRow(
+            decision_id=row[0],
+            at=row[1],
+            case_id=row[2],
+            agency_id=row[3],
+            allow=bool(row[4]),
+            purpose=row[5] or "",
+            break_glass=bool(row[6]),
+            reasons=_codes(row[7]),
+            grants=tuple(g for g in (row[8] or []) if isinstance(g, dict)) if with_grants else (),
+            now=row[9] if with_grants else None,
+        )
+        for row in rows
+    ]
 
 
 def iso_week(at: datetime | date) -> str:
@@ -108,23 +162,11 @@ def default_range(now: datetime) -> tuple[datetime, datetime]:
     return until - timedelta(days=7 * DEFAULT_WEEKS), until
 
 
-def request_purpose(row: DecisionRecord) -> str:
-    return str(row.input.get("request", {}).get("purpose", ""))
-
-
-def reason_codes(row: DecisionRecord) -> list[str]:
-    return sorted({str(r.get("code")) for r in row.output.get("reasons", [])})
-
-
-def is_break_glass(row: DecisionRecord) -> bool:
-    return bool(row.input.get("request", {}).get("break_glass", False))
-
-
-def _series(rows: Sequence[DecisionRecord], weeks: list[str], key: str) -> list[Series]:
+def _series(rows: Sequence[DecisionRow], weeks: list[str], key: str) -> list[Series]:
     position = {week: i for i, week in enumerate(weeks)}
     table: dict[str, Series] = {}
     for row in rows:
-        name = row.agency_id if key == "agency" else request_purpose(row)
+        name = row.agency_id if key == "agency" else row.purpose
         series = table.setdefault(
             name, Series(name=name, allowed=[0] * len(weeks), denied=[0] * len(weeks))
         )
@@ -160,7 +202,7 @@ def panel_statistics(
     denial_reasons: Counter[str] = Counter()
     for row in rows:
         if not row.allow:
-            denial_reasons.update(reason_codes(row))
+            denial_reasons.update(row.reasons)
     windows = session.exec(
         select(BreakGlass)
         .join(Case, col(Case.id) == col(BreakGlass.case_id))
@@ -177,7 +219,7 @@ def panel_statistics(
         until=until,
         allowed=allowed,
         denied=len(rows) - allowed,
-        break_glass_requests=sum(1 for row in rows if is_break_glass(row)),
+        break_glass_requests=sum(1 for row in rows if row.break_glass),
         break_glass_windows=len(windows),
         by_agency=_series(rows, weeks, "agency"),
         by_purpose=_series(rows, weeks, "purpose"),

@@ -90,8 +90,7 @@ def _account(keyring: KeyRing, username: str) -> str:
     return keyring.blind_index(kind="web_sign_in_account", value=username)
 
 
-def _recent_failures(*, session: Session, settings: Settings, account: str, now: datetime) -> int:
-    since = now - timedelta(seconds=settings.sign_in_lockout_seconds)
+def _recent_failures(*, session: Session, account: str, since: datetime) -> int:
     found = session.exec(
         select(func.count())
         .select_from(SignInFailure)
@@ -112,21 +111,28 @@ def sign_in(
     """Check the password and open a session; audited.
 
     Raises Unauthenticated with one message for a wrong name or password and for an account
-    locked after `sign_in_max_failures` failures within `sign_in_lockout_seconds`.
+    locked after `sign_in_max_failures` failures within `sign_in_lockout_seconds` (attempts
+    made while locked count too, so the lock lasts until the window has been quiet).
     Raises AuditUnavailable if the sign-in cannot be logged (then nobody is signed in).
     """
     account = _account(keyring, username)
+    window_start = now - timedelta(seconds=settings.sign_in_lockout_seconds)
+    # The attempt is recorded as a failure before the password is checked, and forgotten only
+    # if it succeeds: attempts made in parallel all count, so a burst cannot slip more than
+    # the allowed number of guesses past the lockout.
+    session.exec(
+        delete(SignInFailure).where(
+            col(SignInFailure.account_hash) == account, col(SignInFailure.at) <= window_start
+        )
+    )
+    session.add(SignInFailure(account_hash=account, at=now))
+    session.commit()
     if (
-        _recent_failures(session=session, settings=settings, account=account, now=now)
-        >= settings.sign_in_max_failures
+        _recent_failures(session=session, account=account, since=window_start)
+        > settings.sign_in_max_failures
     ):
         raise Unauthenticated(WRONG_CREDENTIALS)
-    try:
-        user = authenticate_user(session=session, username=username, password=password)
-    except Unauthenticated:
-        session.add(SignInFailure(account_hash=account, at=now))
-        session.commit()
-        raise
+    user = authenticate_user(session=session, username=username, password=password)
     session.exec(delete(SignInFailure).where(col(SignInFailure.account_hash) == account))
     session_id = secrets.token_urlsafe(32)
     session.add(

@@ -260,14 +260,16 @@ def test_audit_failure_means_nothing_is_disclosed(
     case_id = case_in_assessment(hub)
     record_consent(hub, case_id)
     before = len(entries(hub))
-    real_append = audit.append
+    real_write = audit.write_entries
 
-    def failing_append(**kwargs: Any) -> Any:
-        if kwargs["kind"] == "disclosure":
+    # The disclosure's entry goes through the group-commit writer, which writes every batch
+    # with `write_entries`; fail exactly the batches that carry a disclosure.
+    def failing_write(connection: Any, pending: Any, **kwargs: Any) -> Any:
+        if any(entry.kind == "disclosure" for entry in pending):
             raise AuditUnavailable("audit entry could not be written")
-        return real_append(**kwargs)
+        return real_write(connection, pending, **kwargs)
 
-    monkeypatch.setattr("hub.services.disclosures.audit.append", failing_append)
+    monkeypatch.setattr("hub.services.audit.write_entries", failing_write)
     response = disclose(hub, case_id)
 
     assert response.status_code == 503

@@ -75,6 +75,8 @@ def test_every_page_renders_for_the_dpo(hub: Hub) -> None:
     dashboard = client.get("/dpo/")
     found = client.get("/dpo/disclosures", params={"agency": SCHOOL, "decision": "allow"})
     none = client.get("/dpo/disclosures", params={"agency": POLICE})
+    by_purpose = client.get("/dpo/disclosures", params={"purpose": "risk_assessment"})
+    other_purpose = client.get("/dpo/disclosures", params={"purpose": "screening"})
     detail = client.get(f"/dpo/disclosures/{decision_id}")
     history = client.get("/dpo/history", params={"case_id": case_id})
 
@@ -83,6 +85,7 @@ def test_every_page_renders_for_the_dpo(hub: Hub) -> None:
     assert "<script>" not in dashboard.text  # no inline script under the CSP
     assert f"/dpo/disclosures/{decision_id}" in found.text
     assert "1 result" in found.text and "Nothing matches" in none.text
+    assert "1 result" in by_purpose.text and "Nothing matches" in other_purpose.text
     assert "covered by consent" in detail.text and "hub-receipt/v1" in detail.text
     assert "1 decision" in history.text
     for secret in ("Alex", "Example", "2011-03-14", "NA-2231"):

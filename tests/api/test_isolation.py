@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from hub.services import subjects
 from hub.storage.models import Case, ConsentNotification, PossibleMatch
 from tests.api.conftest import PANEL, POLICE, SCHOOL, Hub
 from tests.api.flows import case_in_assessment, disclose, grant, record_consent
@@ -73,6 +74,7 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
         "reason": "x",
     },
     ("post", "/v1/reidentifications/{request_id}/approve"): None,
+    ("get", "/v1/oversight/subjects/{subject_ref}/disclosures"): None,
 }
 # Routes whose path parameter shares a name with another kind of record's: which record of
 # `northtown_records` each takes instead.
@@ -139,6 +141,7 @@ def northtown_records(hub: Hub) -> dict[str, str]:
         session.add(match)
         session.commit()
         notification_id, match_id = note.id, match.id
+        subject_ref = subjects.audit_ref(hub.state.keyring, subject_id=case.subject_id)
     return {
         "case_id": case_id,
         "consent_id": consent["id"],
@@ -150,6 +153,7 @@ def northtown_records(hub: Hub) -> dict[str, str]:
         "match_id": match_id,
         "pseudonym": pseudonym,
         "reidentification_id": filed.json()["request_id"],
+        "subject_ref": subject_ref,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from jose import jwt
 
 from keys import DataKey, DecryptionError, KeyRing
 
@@ -83,3 +84,20 @@ def test_refresh_rereads_only_a_changed_keystore(
     assert serving.token_signing_kid == rotated.token_signing_kid
     assert serving.refresh() is False
     assert serving.refresh(force=True) is True
+
+
+def test_the_signing_key_and_its_id_come_from_the_same_key_across_a_rotation(
+    ring: KeyRing, keystore_path: Path, master_key: bytes
+) -> None:
+    serving = KeyRing.open(keystore_path, master_key=master_key)
+    old_kid, old_pem = serving.token_signing_key()
+    rotated = KeyRing.rotate(keystore_path, master_key=master_key, purpose="token-signing")
+
+    kid, pem = serving.token_signing_key()
+
+    assert (kid, pem) == (rotated.token_signing_kid, rotated.token_signing_private_pem())
+    assert (kid, pem) != (old_kid, old_pem)
+    # The pair signs a token that the published key under that very kid verifies.
+    token = jwt.encode({"sub": "x"}, pem.decode(), algorithm="ES256", headers={"kid": kid})
+    [published] = [k for k in serving.token_signing_public_jwks() if k["kid"] == kid]
+    assert jwt.decode(token, published, algorithms=["ES256"]) == {"sub": "x"}

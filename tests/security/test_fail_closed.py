@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, make_url
 from sqlmodel import col, select
 
 from hub.api.app import state_from_settings
-from hub.policy import EmbeddedPolicyEngine, RemoteOpaPolicyEngine
+from hub.policy import EmbeddedPolicyEngine, PolicyEngine, RemoteOpaPolicyEngine
 from hub.storage.models import Agency, AuditEntry
 from keys import KeysError
 from tests.api.conftest import SCHOOL, SOCIAL, Hub
@@ -55,10 +55,20 @@ def assert_denied_for_engine_error(hub: Hub, response: Any, before: int) -> None
 # The policy decision point
 
 
+def with_policy(make_hub: MakeHub, engine: PolicyEngine) -> Hub:
+    """A hub deciding with `engine`; the engine it was built with is closed here, on this
+    thread (the embedded engine's VM must not be dropped on another)."""
+    hub = make_hub()
+    built = hub.state.policy
+    hub.state.policy = engine
+    built.close()
+    return hub
+
+
 def test_a_policy_evaluation_over_its_time_limit_is_a_denial(make_hub: MakeHub) -> None:
     """The embedded engine throws away an answer that came too late, even an allow."""
     case_id = ready_case(make_hub())
-    slow = make_hub(policy=EmbeddedPolicyEngine.from_policies(timeout=1e-9))
+    slow = with_policy(make_hub, EmbeddedPolicyEngine.from_policies(timeout=1e-9))
     before = len(entries(slow))
 
     assert_denied_for_engine_error(slow, disclose(slow, case_id), before)
@@ -68,7 +78,7 @@ def test_an_opa_server_that_does_not_answer_in_time_is_a_denial(make_hub: MakeHu
     case_id = ready_case(make_hub())
     allow = json.dumps({"result": {"allow": True}}).encode()
     with serving(lambda: (200, "application/json", allow), delay=threading.Event()) as url:
-        stalled = make_hub(policy=RemoteOpaPolicyEngine.from_url(url, timeout=0.2))
+        stalled = with_policy(make_hub, RemoteOpaPolicyEngine.from_url(url, timeout=0.2))
         before = len(entries(stalled))
 
         assert_denied_for_engine_error(stalled, disclose(stalled, case_id), before)
@@ -89,7 +99,7 @@ def test_an_opa_server_answering_garbage_is_a_denial(
 ) -> None:
     case_id = ready_case(make_hub())
     with serving(lambda: answer) as url:
-        confused = make_hub(policy=RemoteOpaPolicyEngine.from_url(url, timeout=2))
+        confused = with_policy(make_hub, RemoteOpaPolicyEngine.from_url(url, timeout=2))
         before = len(entries(confused))
 
         assert_denied_for_engine_error(confused, disclose(confused, case_id), before)
@@ -204,6 +214,32 @@ def test_a_read_only_database_gives_out_nothing(make_hub: MakeHub) -> None:
     assert "Alex" not in identity.text
     assert "access_token" not in token.text  # its jti could not be recorded, so no token
     assert len(entries(writable)) == before
+
+
+def test_a_database_with_no_free_connection_answers_503_in_the_error_shape(
+    make_hub: MakeHub,
+) -> None:
+    writable = make_hub()
+    case_id = ready_case(writable)
+    school = writable.agency_headers(SCHOOL)
+    # One pooled connection, held by the test: every request waits for it, then gives up.
+    engine = create_engine(
+        writable.settings.resolved_database_url, pool_size=1, max_overflow=0, pool_timeout=0.2
+    )
+    hub = make_hub(engine=engine)
+    held = engine.connect()
+    try:
+        response = hub.client.post(
+            f"/v1/cases/{case_id}/disclosures",
+            headers=school,
+            json={"purpose": "risk_assessment", "categories": BOTH},
+        )
+    finally:
+        held.close()
+
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "storage_unavailable"
+    assert "records" not in response.text
 
 
 def refuse_audit_writes(hub: Hub) -> None:
