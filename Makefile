@@ -38,9 +38,12 @@ run: venv
 	$(HUB) demo
 	$(HUB) serve --demo-sources
 
-# The whole suite, each database test once on SQLite and once on the real PostgreSQL.
+# The whole suite, each database test once on SQLite and once on the real PostgreSQL, spread
+# over one worker per core (each test has its own database file or schema, and its own ports).
+TEST_WORKERS ?= $(shell nproc)
 test: venv
-	HUB_TEST_DATABASE_URL=$(TEST_PG_URL) $(BIN)/pytest -q --databases=sqlite,postgresql
+	HUB_TEST_DATABASE_URL=$(TEST_PG_URL) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile \
+		--databases=sqlite,postgresql
 
 # Current screenshots of the main pages, written to docs/screenshots/ by the browser tests.
 screenshots: venv

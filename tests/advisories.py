@@ -13,8 +13,9 @@ The snapshot joins two sources:
 - the `vulnerabilities` that the package index's JSON API lists for the newest release of each
   locked package (OSV's view, GitHub advisories included), stored for exactly that release.
 
-The live services `pip-audit` asks (the index's per-release JSON and OSV's query API) cannot be
-reached from this project's machines, hence the snapshot. To refresh it (after `make lock`):
+The check needs no network: builds on restricted networks cannot ask the live services that
+`pip-audit` uses (the index's per-release JSON and OSV's query API), so the snapshot is shipped
+and refreshed deliberately. To refresh it (after `make lock`):
 
     git clone --depth 1 https://github.com/pypa/advisory-database /tmp/advisory-database
     .venv/bin/python -m tests.advisories refresh /tmp/advisory-database \
