@@ -4,9 +4,9 @@ pseudonyms, never raw identifiers."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from hub.audit.public import ReceiptPublic
 from hub.matching import parse_date
@@ -21,6 +21,10 @@ from hub.vocabulary import (
 )
 
 Slug = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
+# List items a client sends: an agency's id, or a short code from a vocabulary. Bounded here so
+# the OpenAPI document states the limit and an oversized item is refused before any check.
+AgencyRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class Strict(BaseModel):
@@ -57,8 +61,8 @@ class ReferralCreate(Strict):
     panel: str = Slug
     subject: IdentityCreate
     channel: Channel = "agency"
-    indicators: list[str] = Field(min_length=1, max_length=20)
-    protective_factors: list[str] = Field(default_factory=list, max_length=20)
+    indicators: list[Code] = Field(min_length=1, max_length=20)
+    protective_factors: list[Code] = Field(default_factory=list, max_length=20)
     summary: str = Field(default="", max_length=2000)
     # Only when a coordinator enters a referral from another channel: the member agency that
     # received it (e.g. the one running the helpline).
@@ -96,7 +100,7 @@ class TransitionCreate(Strict):
     to: Stage
     reason: str = Field(min_length=1, max_length=500)
     lead_agency: str | None = Field(default=None, max_length=64)
-    designated_agencies: list[str] | None = Field(default=None, max_length=20)
+    designated_agencies: list[AgencyRef] | None = Field(default=None, max_length=20)
     # Required sense when closing; a close without one records `no_further_action`.
     outcome: Outcome | None = None
 
@@ -108,9 +112,9 @@ class ConsentCreate(Strict):
     relationship: str | None = Field(default=None, max_length=64)
     # True only where the person explicitly agreed to special categories (e.g. health).
     explicit: bool = False
-    recipients: list[str] = Field(min_length=1, max_length=20)
-    purposes: list[Purpose] = Field(min_length=1)
-    categories: list[Category] = Field(min_length=1)
+    recipients: list[AgencyRef] = Field(min_length=1, max_length=20)
+    purposes: list[Purpose] = Field(min_length=1, max_length=6)
+    categories: list[Category] = Field(min_length=1, max_length=9)
     method: Literal["written", "recorded_verbal", "digital"] = "written"
     # A document id or the hash of the signed form, never the scan itself.
     evidence_ref: str | None = Field(default=None, max_length=200)
@@ -163,8 +167,8 @@ class ConsentWithdraw(Strict):
 
 class GrantCreate(Strict):
     agency: str = Field(min_length=1, max_length=64)
-    purposes: list[Purpose] = Field(min_length=1)
-    categories: list[Category] = Field(min_length=1)
+    purposes: list[Purpose] = Field(min_length=1, max_length=6)
+    categories: list[Category] = Field(min_length=1, max_length=9)
     not_before: datetime | None = None
     expires_at: datetime
     legal_basis: GrantLegalBasis = "public_task"
@@ -335,7 +339,7 @@ class ScreeningCreate(Strict):
     checklist: dict[str, bool]
     outcome: Literal["signposted", "assessment"]
     service_id: str | None = Field(default=None, max_length=36)  # where a signposted case goes
-    designated_agencies: list[str] | None = Field(default=None, max_length=20)
+    designated_agencies: list[AgencyRef] | None = Field(default=None, max_length=20)
     reason: str = Field(default="screening", min_length=1, max_length=500)
 
 
@@ -357,9 +361,9 @@ Rating = Literal["none", "low", "medium", "high"]
 class AssessmentCreate(Strict):
     # One rating for each of the profile's threshold dimensions.
     dimensions: dict[str, Rating]
-    risk_factors: list[str] = Field(default_factory=list, max_length=30)
-    protective_factors: list[str] = Field(default_factory=list, max_length=30)
-    agencies_present: list[str] = Field(min_length=1, max_length=20)
+    risk_factors: list[Code] = Field(default_factory=list, max_length=30)
+    protective_factors: list[Code] = Field(default_factory=list, max_length=30)
+    agencies_present: list[AgencyRef] = Field(min_length=1, max_length=20)
     threshold_met: bool
     decision: Literal["intervention", "closed"]
     reason: str = Field(default="assessment", min_length=1, max_length=500)
@@ -382,7 +386,7 @@ class AssessmentPublic(BaseModel):
 
 class InterventionCreate(Strict):
     lead_agency: str = Field(min_length=1, max_length=64)
-    assisting_agencies: list[str] = Field(default_factory=list, max_length=20)
+    assisting_agencies: list[AgencyRef] = Field(default_factory=list, max_length=20)
     provider: str = Field(min_length=1, max_length=200)
     review_dates: list[date] = Field(min_length=1, max_length=24)
     # The person's voluntary agreement: a consent recorded on this case.

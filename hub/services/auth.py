@@ -336,8 +336,20 @@ def login(
     password: str,
     now: datetime,
 ) -> TokenPublic:
-    """Raises Unauthenticated without saying whether the user or the password was wrong."""
-    user = authenticate_user(session=session, username=username, password=password)
+    """Raises Unauthenticated without saying whether the user or the password was wrong, or
+    that the account is locked after repeated failures (the web sign-in's lockout)."""
+    # Imported here: sign_in_limits builds on this module's password check.
+    from hub.services import sign_in_limits
+
+    user = sign_in_limits.check_password(
+        session=session,
+        keyring=keyring,
+        settings=settings,
+        username=username,
+        password=password,
+        now=now,
+    )
+    session.commit()
     token, ttl = issue_access_token(
         keyring=keyring, settings=settings, principal=principal_for_user(user), now=now
     )

@@ -14,18 +14,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, delete, func, select
+from sqlmodel import Session
 
 from hub.config import Settings
-from hub.errors import Unauthenticated
-from hub.services import audit
-from hub.services.auth import authenticate_user
-from hub.storage.models import SignInFailure, User, WebSession
+from hub.services import audit, sign_in_limits
+from hub.storage.models import User, WebSession
 from keys import KeyRing
 
-# The one message for a wrong name, a wrong password and a locked account alike, so the page
-# never tells an attacker which it was.
-WRONG_CREDENTIALS = "username or password is wrong"
 # Writing last_seen_at on every page view costs a write per request; this often (or a quarter
 # of the idle timeout, if that is shorter) keeps the timeout accurate enough.
 _TOUCH_EVERY = timedelta(seconds=15)
@@ -85,20 +80,6 @@ def tokens_match(expected: str, given: str | None) -> bool:
     return given is not None and hmac.compare_digest(expected.encode(), given.encode())
 
 
-def _account(keyring: KeyRing, username: str) -> str:
-    # A keyed hash of whatever was typed: a password typed into the name field is never kept.
-    return keyring.blind_index(kind="web_sign_in_account", value=username)
-
-
-def _recent_failures(*, session: Session, account: str, since: datetime) -> int:
-    found = session.exec(
-        select(func.count())
-        .select_from(SignInFailure)
-        .where(SignInFailure.account_hash == account, col(SignInFailure.at) > since)
-    ).one()
-    return int(found)
-
-
 def sign_in(
     *,
     session: Session,
@@ -115,25 +96,14 @@ def sign_in(
     made while locked count too, so the lock lasts until the window has been quiet).
     Raises AuditUnavailable if the sign-in cannot be logged (then nobody is signed in).
     """
-    account = _account(keyring, username)
-    window_start = now - timedelta(seconds=settings.sign_in_lockout_seconds)
-    # The attempt is recorded as a failure before the password is checked, and forgotten only
-    # if it succeeds: attempts made in parallel all count, so a burst cannot slip more than
-    # the allowed number of guesses past the lockout.
-    session.exec(
-        delete(SignInFailure).where(
-            col(SignInFailure.account_hash) == account, col(SignInFailure.at) <= window_start
-        )
+    user = sign_in_limits.check_password(
+        session=session,
+        keyring=keyring,
+        settings=settings,
+        username=username,
+        password=password,
+        now=now,
     )
-    session.add(SignInFailure(account_hash=account, at=now))
-    session.commit()
-    if (
-        _recent_failures(session=session, account=account, since=window_start)
-        > settings.sign_in_max_failures
-    ):
-        raise Unauthenticated(WRONG_CREDENTIALS)
-    user = authenticate_user(session=session, username=username, password=password)
-    session.exec(delete(SignInFailure).where(col(SignInFailure.account_hash) == account))
     session_id = secrets.token_urlsafe(32)
     session.add(
         WebSession(

@@ -175,3 +175,26 @@ def test_people_log_in_with_argon2_hashed_passwords(hub: Hub) -> None:
 
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json() == unknown.json()  # never says which part was wrong
+
+
+def test_script_logins_share_the_lockout_of_the_web_sign_in(hub: Hub) -> None:
+    password = hub.users["coordinator"]["password"]
+    for _ in range(hub.settings.sign_in_max_failures):
+        wrong = hub.client.post(
+            "/v1/login", json={"username": "coordinator", "password": "not-the-password"}
+        )
+        assert wrong.status_code == 401
+
+    locked = hub.client.post("/v1/login", json={"username": "coordinator", "password": password})
+
+    # The right password no longer helps, and the answer does not say the account is locked.
+    assert locked.status_code == 401
+    assert locked.json()["error"]["message"] == wrong.json()["error"]["message"]
+    assert "access_token" not in locked.text
+    # Another person is not affected.
+    assert (
+        hub.client.post(
+            "/v1/login", json={"username": "dpo", "password": hub.users["dpo"]["password"]}
+        ).status_code
+        == 200
+    )

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
 
-from hub.api.deps import CurrentPrincipal, KeyRingDep, NowDep, SessionDep, SettingsDep
+from hub.api.deps import (
+    CurrentPrincipal,
+    KeyRingDep,
+    NowDep,
+    PathId,
+    SessionDep,
+    SettingsDep,
+)
 from hub.errors import NotFound
 from hub.services import audit, pseudonyms, reidentification, subjects
 from hub.services.access import require_coordinator, visible_case
@@ -55,7 +62,7 @@ class PossibleMatchDecision(_Strict):
 
 @router.get("/v1/pseudonyms/{pseudonym}/current", response_model=PseudonymCurrentPublic)
 def current_pseudonym(
-    pseudonym: str,
+    pseudonym: PathId,
     principal: CurrentPrincipal,
     session: SessionDep,
     keyring: KeyRingDep,
@@ -76,7 +83,7 @@ def current_pseudonym(
 
 @router.post("/v1/cases/{case_id}/reidentify", response_model=ReidentificationPublic)
 def reidentify(
-    case_id: str,
+    case_id: PathId,
     body: ReidentifyCreate,
     response: Response,
     principal: CurrentPrincipal,
@@ -109,7 +116,7 @@ def reidentify(
 
 @router.post("/v1/reidentifications/{request_id}/approve", response_model=ReidentificationPublic)
 def approve_reidentification(
-    request_id: str, principal: CurrentPrincipal, session: SessionDep, now: NowDep
+    request_id: PathId, principal: CurrentPrincipal, session: SessionDep, now: NowDep
 ) -> ReidentificationPublic:
     """Approve a re-identification request (a coordinator and a DPO, two people)."""
     request = reidentification.approve(
@@ -122,7 +129,7 @@ def approve_reidentification(
 
 @router.get("/v1/cases/{case_id}/possible-matches", response_model=list[PossibleMatchPublic])
 def possible_matches(
-    case_id: str, principal: CurrentPrincipal, session: SessionDep, keyring: KeyRingDep
+    case_id: PathId, principal: CurrentPrincipal, session: SessionDep, keyring: KeyRingDep
 ) -> list[PossibleMatchPublic]:
     """Subjects that differ from this case's in one field, for the coordinator to decide."""
     case = visible_case(session=session, principal=principal, case_id=case_id)
@@ -145,7 +152,7 @@ def possible_matches(
 
 @router.post("/v1/possible-matches/{match_id}", response_model=PossibleMatchPublic)
 def decide_possible_match(
-    match_id: str,
+    match_id: PathId,
     body: PossibleMatchDecision,
     principal: CurrentPrincipal,
     session: SessionDep,
