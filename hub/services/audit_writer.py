@@ -190,7 +190,8 @@ class AuditWriter:
             batch, stop = self._take()
             if batch:
                 self._commit(batch)
-            if time.monotonic() >= self._next_timed_check:
+            # Without a signer there is no checkpoint to make, so no reason to look.
+            if self._signer is not None and time.monotonic() >= self._next_timed_check:
                 self._next_timed_check = time.monotonic() + self._poll
                 try:
                     self.checkpoint_if_due()
