@@ -275,6 +275,34 @@ def remaining(*, session: Session, keyring: KeyRing) -> int:
     return sum(int(session.exec(query).one()) for query in counts)
 
 
+def start_or_resume(
+    *, engine: Engine, purpose: str, target: str, now: Callable[[], datetime]
+) -> tuple[str, bool]:
+    """The id of the run of `purpose` towards `target`, and whether it was already under way.
+
+    An unfinished run towards another target is closed as superseded: the new run covers what
+    it left.
+    """
+    with Session(engine) as session:
+        run = running(session=session, purpose=purpose)
+        resumed = run is not None and run.target_kid == target
+        if run is not None and not resumed:
+            run.status, run.finished_at = "superseded", now()
+            session.add(run)
+            run = None
+        if run is None:
+            run = KeyRotation(
+                purpose=purpose,
+                target_kid=target,
+                status="running",
+                started_at=now(),
+                updated_at=now(),
+            )
+            session.add(run)
+        session.commit()
+        return run.id, resumed
+
+
 def run_data_key_rotation(
     *,
     engine: Engine,
@@ -295,24 +323,9 @@ def run_data_key_rotation(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     target = keyring.data_key_kid
-    with Session(engine) as session:
-        rotation = running(session=session)
-        resumed = rotation is not None and rotation.target_kid == target
-        if rotation is not None and not resumed:
-            rotation.status, rotation.finished_at = "superseded", now()
-            session.add(rotation)
-            rotation = None
-        if rotation is None:
-            rotation = KeyRotation(
-                purpose=DATA_ENCRYPTION,
-                target_kid=target,
-                status="running",
-                started_at=now(),
-                updated_at=now(),
-            )
-            session.add(rotation)
-        session.commit()
-        rotation_id = rotation.id
+    rotation_id, resumed = start_or_resume(
+        engine=engine, purpose=DATA_ENCRYPTION, target=target, now=now
+    )
     done_batches = 0
     while True:
         with Session(engine) as session:

@@ -55,24 +55,9 @@ def run_reindex(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     target = subjects.NORMALISER_VERSION
-    with Session(engine) as session:
-        run = key_rotation.running(session=session, purpose=PURPOSE)
-        resumed = run is not None and run.target_kid == target
-        if run is not None and not resumed:
-            run.status, run.finished_at = "superseded", now()
-            session.add(run)
-            run = None
-        if run is None:
-            run = KeyRotation(
-                purpose=PURPOSE,
-                target_kid=target,
-                status="running",
-                started_at=now(),
-                updated_at=now(),
-            )
-            session.add(run)
-        session.commit()
-        run_id = run.id
+    run_id, resumed = key_rotation.start_or_resume(
+        engine=engine, purpose=PURPOSE, target=target, now=now
+    )
     done = 0
     while True:
         with Session(engine) as session:
