@@ -4,7 +4,7 @@
   ``tests.policies.bench`` measures them), and the hub's remote OPA mode (``RemoteOpaPolicyEngine``)
   against the OPA-compatible test server running in a process of its own;
 - pseudonym derivation through the keyring, each call for a different subject;
-- the audit log, through the audit engineer's own benchmark functions
+- the audit log, through the audit log's own benchmark functions
   (``tests.audit.bench_audit``): durable appends per second under concurrency, ``verify``
   entries per second and inclusion-proof time at each log size, on each database.
 """
