@@ -303,6 +303,52 @@ def start_or_resume(
         return run.id, resumed
 
 
+def run_in_batches(
+    *,
+    engine: Engine,
+    purpose: str,
+    target: str,
+    now: Callable[[], datetime],
+    do_batch: Callable[[Session], int],
+    max_batches: int | None,
+    progress: Callable[[int], None] | None,
+) -> RotationResult:
+    """Start or resume the run of `purpose` towards `target`, then call `do_batch` (which does
+    one batch in the session and returns how many items it did) until it does none, each batch
+    committed with the run's progress. Raises what `do_batch` raises; that batch is rolled back.
+    """
+    run_id, resumed = start_or_resume(engine=engine, purpose=purpose, target=target, now=now)
+    done = 0
+    while True:
+        with Session(engine) as session:
+            count = do_batch(session)
+            row = session.get(KeyRotation, run_id)
+            assert row is not None
+            row.updated_at = now()
+            if count:
+                row.processed += count
+                row.batches += 1
+            else:
+                row.status, row.finished_at = "done", now()
+            session.add(row)
+            session.commit()
+            result = RotationResult(
+                rotation_id=run_id,
+                target_kid=target,
+                processed=row.processed,
+                batches=row.batches,
+                finished=row.status == "done",
+                resumed=resumed,
+            )
+        if not count:
+            return result
+        if progress is not None:
+            progress(count)
+        done += 1
+        if max_batches is not None and done >= max_batches:
+            return result
+
+
 def run_data_key_rotation(
     *,
     engine: Engine,
@@ -322,36 +368,12 @@ def run_data_key_rotation(
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    target = keyring.data_key_kid
-    rotation_id, resumed = start_or_resume(
-        engine=engine, purpose=DATA_ENCRYPTION, target=target, now=now
+    return run_in_batches(
+        engine=engine,
+        purpose=DATA_ENCRYPTION,
+        target=keyring.data_key_kid,
+        now=now,
+        do_batch=lambda session: _batch(session, keyring, batch_size),
+        max_batches=max_batches,
+        progress=progress,
     )
-    done_batches = 0
-    while True:
-        with Session(engine) as session:
-            count = _batch(session, keyring, batch_size)
-            row = session.get(KeyRotation, rotation_id)
-            assert row is not None
-            row.updated_at = now()
-            if count:
-                row.processed += count
-                row.batches += 1
-            else:
-                row.status, row.finished_at = "done", now()
-            session.add(row)
-            session.commit()
-            result = RotationResult(
-                rotation_id=rotation_id,
-                target_kid=target,
-                processed=row.processed,
-                batches=row.batches,
-                finished=row.status == "done",
-                resumed=resumed,
-            )
-        if not count:
-            return result
-        if progress is not None:
-            progress(count)
-        done_batches += 1
-        if max_batches is not None and done_batches >= max_batches:
-            return result

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, or_, select
 
 from hub.services import key_rotation, subjects
 from hub.services.key_rotation import RotationResult
-from hub.storage.models import KeyRotation, Subject
+from hub.storage.models import Subject
 from keys import KeyRing
 
 PURPOSE = "reindex"
@@ -54,40 +54,21 @@ def run_reindex(
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    target = subjects.NORMALISER_VERSION
-    run_id, resumed = key_rotation.start_or_resume(
-        engine=engine, purpose=PURPOSE, target=target, now=now
+
+    def do_batch(session: Session) -> int:
+        batch = session.exec(
+            select(Subject).where(_stale()).order_by(col(Subject.id)).limit(batch_size)
+        ).all()
+        for subject in batch:
+            subjects.reindex(session=session, keyring=keyring, subject=subject)
+        return len(batch)
+
+    return key_rotation.run_in_batches(
+        engine=engine,
+        purpose=PURPOSE,
+        target=subjects.NORMALISER_VERSION,
+        now=now,
+        do_batch=do_batch,
+        max_batches=max_batches,
+        progress=progress,
     )
-    done = 0
-    while True:
-        with Session(engine) as session:
-            batch = session.exec(
-                select(Subject).where(_stale()).order_by(col(Subject.id)).limit(batch_size)
-            ).all()
-            for subject in batch:
-                subjects.reindex(session=session, keyring=keyring, subject=subject)
-            row = session.get(KeyRotation, run_id)
-            assert row is not None
-            row.updated_at = now()
-            if batch:
-                row.processed += len(batch)
-                row.batches += 1
-            else:
-                row.status, row.finished_at = "done", now()
-            session.add(row)
-            session.commit()
-            result = RotationResult(
-                rotation_id=run_id,
-                target_kid=target,
-                processed=row.processed,
-                batches=row.batches,
-                finished=row.status == "done",
-                resumed=resumed,
-            )
-        if not batch:
-            return result
-        if progress is not None:
-            progress(len(batch))
-        done += 1
-        if max_batches is not None and done >= max_batches:
-            return result
