@@ -269,9 +269,7 @@ def baseline_site(site: Site, *, workers: int, logs: Path) -> Iterator[tuple[str
         "BENCH_SOURCES_DIR": str(site.workdir / "var" / "demo" / "sources"),
         "BENCH_LOCAL_IDS": json.dumps(SUBJECT.local_ids),
     }
-    args = [PYTHON, "-m", "uvicorn", "bench.baseline:app_from_env", "--factory"]
-    args += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    args += ["--log-level", "info"]
+    args = [PYTHON, "-m", "bench.baseline", "--port", str(port), "--workers", str(workers)]
     url = f"http://127.0.0.1:{port}"
     with running(args, env=env, cwd=ROOT, log=logs / "baseline.log", ready_url=f"{url}/") as proc:
         check = httpx.post(f"{url}/v1/cases/{site.case_id}/disclosures", json=BODY, timeout=30)

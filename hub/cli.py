@@ -104,6 +104,7 @@ def serve(
     """Serve the API and its documentation at /docs."""
     import uvicorn
 
+    from hub.api.serving import NoDelayH11Protocol
     from hub.services.notifications import DeliveryDeps, start_delivery_worker
 
     settings = _settings()
@@ -130,6 +131,7 @@ def serve(
             port=port,
             workers=workers,
             log_level="info",
+            http=NoDelayH11Protocol,
             # A worker imports the whole hub before it answers uvicorn's health check; on a
             # busy machine that takes longer than uvicorn's 5 s default, and the worker is killed.
             timeout_worker_healthcheck=30,
