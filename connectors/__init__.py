@@ -3,7 +3,9 @@
 A connector has one job: ``fetch(SourceQuery) -> RecordSet`` for one person's local id, limited
 to the categories asked for, with only mapped columns and with third parties redacted. Build one
 from an agency's TOML file with ``build_connector(load_connector_config(path))``, and ask several
-at once, each under a deadline, with :func:`fetch_all`. This package never imports ``hub``.
+at once, each under a deadline, with :func:`fetch_all` (through a shared :class:`FetchPool`, which
+bounds the fetches in flight at each source and the threads of the whole process). This package
+never imports ``hub``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from connectors.errors import (
     ConnectorUnavailable,
 )
 from connectors.fake import FakeConnector
-from connectors.fanout import SourceResult, fetch_all
+from connectors.fanout import FetchPool, SourceResult, fetch_all
 from connectors.models import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
@@ -62,6 +64,7 @@ __all__ = [
     "ConnectorTimeout",
     "ConnectorUnavailable",
     "FakeConnector",
+    "FetchPool",
     "Record",
     "RecordSet",
     "RestConnector",

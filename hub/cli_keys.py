@@ -30,6 +30,7 @@ _KINDS = {
     "kek": "data-encryption",
     "token-signing": "token-signing",
     "pseudonym-root": "pseudonym-root",
+    "blind-index": "blind-index",
     "checkpoint-signing": "checkpoint-signing",
     "bundle-signing": "bundle-signing",
 }
@@ -65,15 +66,27 @@ def keys_list() -> None:
     """List every key: purpose, key id, version, state, created and retired dates.
 
     States: current (writes), previous (reads and verifies only), retired (used for nothing).
-    Never prints key material.
+    Then how many subjects an older blind-index key still indexes, if any. Never prints key
+    material.
     """
-    with _opened() as (_, keyring, _engine):
+    with _opened() as (_, keyring, engine):
         typer.echo(f"{'purpose':<18} {'kid':<24} {'ver':<4} {'state':<8} {'created':<20} retired")
-        for key in keyring.key_ids():
+        keys = keyring.key_ids()
+        for key in keys:
             typer.echo(
                 f"{key['purpose']:<18} {key['kid']:<24} {key['version']:<4} "
                 f"{key['state']:<8} {key['created_at']:<20} {key['retired_at'] or '-'}"
             )
+        with Session(engine) as session:
+            for key in keys:
+                if key["purpose"] != reindex.BLIND_INDEX_PURPOSE or key["state"] != "previous":
+                    continue
+                indexed = reindex.still_under(session=session, version=str(key["version"]))
+                if indexed:
+                    typer.echo(
+                        f"blind-index {key['version']} still indexes {indexed} subjects: "
+                        "run `hub keys rotate blind-index` to finish re-indexing them"
+                    )
 
 
 @keys_app.command("rotate")
@@ -81,8 +94,8 @@ def keys_rotate(
     kind: Annotated[
         str,
         typer.Argument(
-            help="data-encryption (or kek), token-signing, pseudonym-root, checkpoint-signing, "
-            "bundle-signing."
+            help="data-encryption (or kek), token-signing, pseudonym-root, blind-index, "
+            "checkpoint-signing, bundle-signing."
         ),
     ],
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per transaction.")] = 200,
@@ -90,12 +103,16 @@ def keys_rotate(
     """Add a new key of KIND as the one that writes, keeping every old key for reading.
 
     For data-encryption, then re-wrap every subject key and re-encrypt every value still
-    under an older key, in batches; an interrupted run is resumed by running the command
-    again (no second key is added while a run is unfinished).
+    under an older key, in batches; for blind-index, then re-index every subject under the
+    new key, in batches. An interrupted run is resumed by running the command again (no
+    second key is added while a run is unfinished).
     """
     purpose = _KINDS.get(kind)
     if purpose is None:
         raise _fail(f"unknown key kind {kind!r}; expected one of {', '.join(sorted(_KINDS))}")
+    if purpose == reindex.BLIND_INDEX_PURPOSE:
+        _rotate_blind_index(batch_size)
+        return
     with _opened() as (settings, keyring, engine):
         unfinished = None
         if purpose == key_rotation.DATA_ENCRYPTION:
@@ -136,12 +153,58 @@ def keys_rotate(
         )
 
 
+def _rotate_blind_index(batch_size: int) -> None:
+    """Add a blind-index key, unless subjects are still indexed under an older one (an
+    interrupted run, or subjects a serving hub indexed before it noticed the rotation): then
+    finish re-indexing them first, so at most two keys are ever in use. Then re-index."""
+    with _opened() as (settings, keyring, engine):
+        with Session(engine) as session:
+            left = reindex.under_older_key(session=session, keyring=keyring)
+        if left:
+            typer.echo(
+                f"resuming: {left} subjects are still indexed under an older blind-index key; "
+                f"re-indexing them under {keyring.blind_index_kid} before any new key is added"
+            )
+        else:
+            try:
+                keyring = KeyRing.rotate(
+                    settings.keystore_path,
+                    master_key=master_key(settings),
+                    purpose=reindex.BLIND_INDEX_PURPOSE,
+                    now=_now(),
+                )
+            except KeysError as exc:
+                raise _fail(str(exc)) from exc
+            typer.echo(
+                f"blind-index: new key {keyring.blind_index_kid} "
+                f"({keyring.blind_index_version}) now writes"
+            )
+            with Session(engine) as session:
+                left = reindex.under_older_key(session=session, keyring=keyring)
+        with typer.progressbar(length=left, label="re-indexing subjects") as bar:
+            try:
+                result = reindex.run_blind_index_rotation(
+                    engine=engine,
+                    keyring=keyring,
+                    now=_now,
+                    batch_size=batch_size,
+                    progress=bar.update,
+                )
+            except KeysError as exc:
+                raise _fail(f"re-indexing stopped: {exc}; run again once repaired") from exc
+        typer.echo(
+            f"blind-index: {result.processed} subjects now indexed under {result.target_kid} "
+            f"in {result.batches} batches; none is left under an older key"
+        )
+
+
 @keys_app.command("retire")
 def keys_retire(
     kind: Annotated[
         str,
         typer.Argument(
-            help="data-encryption (or kek), token-signing, pseudonym-root, bundle-signing."
+            help="data-encryption (or kek), token-signing, pseudonym-root, blind-index, "
+            "bundle-signing."
         ),
     ],
     version: Annotated[str, typer.Argument(help="The version to retire, e.g. v1.")],
@@ -149,8 +212,8 @@ def keys_retire(
     """Retire an old key version: from now on it writes, reads, verifies and resolves nothing.
 
     Refused for the current key, for a data-encryption key that still wraps or encrypts
-    anything, for a token-signing key whose tokens may still be valid, and for checkpoint
-    keys (see docs/keys.md).
+    anything, for a blind-index key that still indexes a subject, for a token-signing key
+    whose tokens may still be valid, and for checkpoint keys (see docs/keys.md).
     """
     purpose = _KINDS.get(kind)
     if purpose is None:

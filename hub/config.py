@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     # A client assertion must be short-lived: exp - iat and exp - now are capped by this.
     assertion_max_lifetime_seconds: int = Field(default=300, gt=0, le=MAX_ACCESS_TOKEN_TTL_SECONDS)
     connector_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Per worker process (see connectors.fanout.FetchPool): fetches one source may have
+    # outstanding at once across all requests (a request finding none free waits for one until
+    # its deadline, then reports the source timed_out, error "busy"), and threads asking sources
+    # for all requests together. A fetch to a stalled source lingers until the connector's own
+    # read timeout, so these stop a stalled source piling up threads and connections.
+    connector_max_in_flight: int = Field(default=8, ge=1, le=1024)
+    connector_max_threads: int = Field(default=32, ge=1, le=4096)
     policy_timeout_seconds: float = Field(default=2.0, gt=0)
     # When set, decisions come from this OPA server (Data API) instead of the embedded engine.
     opa_url: str | None = None
@@ -40,6 +47,13 @@ class Settings(BaseSettings):
     # `rate_limit_burst` requests, refilled at `rate_limit_per_minute`.
     rate_limit_per_minute: int = Field(default=600, gt=0)
     rate_limit_burst: int = Field(default=120, gt=0)
+    # POST /v1/token, per process, counted before the assertion's signature is checked: per
+    # client id named by a registered client, and (looser) per remote address for assertions
+    # that name no registered client or cannot be read.
+    token_rate_limit_per_minute: int = Field(default=60, gt=0)
+    token_rate_limit_burst: int = Field(default=30, gt=0)
+    token_address_rate_limit_per_minute: int = Field(default=120, gt=0)
+    token_address_rate_limit_burst: int = Field(default=60, gt=0)
     # The audit log's name in its signed checkpoints (C2SP origin line); derived from
     # public_url when unset. Pin it in production: changing it stops old checkpoints verifying.
     audit_origin: str | None = Field(default=None, pattern=r"^[^\s+]+$", max_length=200)

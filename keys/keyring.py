@@ -59,10 +59,11 @@ CIPHERTEXT_VERSION = "v1"
 # Values sealed under a per-subject data key: "sk1.<base64url(nonce || ciphertext)>". The key
 # is the subject's own, so the token names no key id; the hub finds the key by the row.
 SUBJECT_CIPHERTEXT_PREFIX = "sk1."
-# Purposes that `rotate` accepts. The blind-index key is not among them: every stored index
-# would have to be recomputed from decrypted values first.
+# Purposes that `rotate` accepts: all but none. A blind-index rotation only adds the key; the
+# hub then recomputes every stored index under it (`hub keys rotate blind-index`).
 ROTATABLE_PURPOSES = (
     PSEUDONYM_ROOT,
+    BLIND_INDEX,
     DATA_ENCRYPTION,
     TOKEN_SIGNING,
     CHECKPOINT_SIGNING,
@@ -99,7 +100,7 @@ _ALGORITHM = {
 _STATE_ATTRIBUTES = (
     "_keys",
     "_pseudonym_roots",
-    "_blind_index_root",
+    "_blind_index_roots",
     "_data_key",
     "_data_keys",
     "_signing_keys",
@@ -201,7 +202,13 @@ class KeyRing:
         ]
         if not self._pseudonym_roots:
             raise KeyStoreError(f"keystore has no {PSEUDONYM_ROOT!r} key")
-        self._blind_index_root = _first(active, BLIND_INDEX).secret
+        # Every blind-index key, newest (the writer) first: during a rotation, subjects not yet
+        # re-indexed are still found under the older key.
+        self._blind_index_roots = [
+            (key.version, key.kid, key.secret) for key in active if key.purpose == BLIND_INDEX
+        ]
+        if not self._blind_index_roots:
+            raise KeyStoreError(f"keystore has no {BLIND_INDEX!r} key")
         self._data_key = _first(active, DATA_ENCRYPTION)
         self._data_keys: dict[str, bytes] = {}
         for key in active:
@@ -236,7 +243,7 @@ class KeyRing:
         # (inode, mtime, size) of the keystore file when last read: every change replaces the
         # file, so an unchanged signature means there is nothing new to read.
         self._file_signature: tuple[int, int, int] | None = None
-        self._blind_index_keys: dict[str, bytes] = {}
+        self._blind_index_keys: dict[tuple[str, str], bytes] = {}
 
     @classmethod
     def create(cls, path: Path, *, master_key: bytes, now: datetime | None = None) -> KeyRing:
@@ -330,18 +337,54 @@ class KeyRing:
         digest = hmac_sha256(domain_key, value.encode("utf-8"))[:_PSEUDONYM_BYTES]
         return f"{version}." + base64.b32encode(digest).decode("ascii").lower()
 
-    def blind_index(self, *, kind: str, value: str) -> str:
+    def blind_index(self, *, kind: str, value: str, version: str | None = None) -> str:
         """Return the hex blind index of `value` for attributes of type `kind`.
 
         Equal values of the same kind give equal indexes, so encrypted values can be found by
-        equality without decrypting them. Different kinds use unrelated keys.
+        equality without decrypting them. Different kinds use unrelated keys, and so do
+        different blind-index key versions. `version` (default: the current one, which writes)
+        names the key; raises KeyStoreError if this keyring holds no such version, or it is
+        retired.
         """
-        kind_key = self._blind_index_keys.get(kind)
+        roots = self._blind_index_roots
+        if version is None:
+            version = roots[0][0]
+        root = next((secret for held, _, secret in roots if held == version), None)
+        if root is None:
+            raise KeyStoreError(f"no usable {BLIND_INDEX!r} key of version {version!r}")
+        return self._blind_index_with(version, root, kind=kind, value=value)
+
+    def blind_indexes(self, *, kind: str, value: str) -> dict[str, str]:
+        """The blind index of `value` under every blind-index version held and not retired,
+        newest first, keyed by version: what finds a subject during a blind-index rotation,
+        whether it has been re-indexed under the new key yet or not.
+
+        Re-reads the keystore first if it has changed (a `stat`; see `refresh`), so a serving
+        hub learns of a key rotated in by another process before it looks anything up.
+        Raises MasterKeyError and KeyStoreError as `refresh` does.
+        """
+        self.refresh()
+        roots = self._blind_index_roots
+        return {
+            version: self._blind_index_with(version, root, kind=kind, value=value)
+            for version, _, root in roots
+        }
+
+    @property
+    def blind_index_version(self) -> str:
+        """The version of the blind-index key that writes now, e.g. "v2"."""
+        return self._blind_index_roots[0][0]
+
+    @property
+    def blind_index_kid(self) -> str:
+        """Key id of the blind-index key that writes now: "bix-v2-" + 8 random hex."""
+        return self._blind_index_roots[0][1]
+
+    def _blind_index_with(self, version: str, root: bytes, *, kind: str, value: str) -> str:
+        kind_key = self._blind_index_keys.get((version, kind))
         if kind_key is None:
-            kind_key = hkdf_sha256(
-                self._blind_index_root, info=_BLIND_INDEX_INFO + kind.encode("utf-8")
-            )
-            self._blind_index_keys[kind] = kind_key
+            kind_key = hkdf_sha256(root, info=_BLIND_INDEX_INFO + kind.encode("utf-8"))
+            self._blind_index_keys[(version, kind)] = kind_key
         return hmac_sha256(kind_key, value.encode("utf-8")).hex()
 
     def encrypt(

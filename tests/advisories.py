@@ -22,7 +22,10 @@ and refreshed deliberately. To refresh it (after `make lock`):
         --index-json <the package index's JSON API base, the one ending in /pypi>
 
 `refresh` needs PyYAML (present through the development dependencies) and records the
-database's commit and date in the snapshot, which `check` prints.
+database's commit and date in the snapshot, which `check` prints (a copy without git history
+takes them from `--commit` and `--date`). It also records which pins were their package's newest
+release, the only ones the index's view covers; `check` names the others, which are checked
+against the PyPA database alone and so only as recently as its date.
 """
 
 from __future__ import annotations
@@ -191,12 +194,15 @@ def accepted(lines: Iterable[str]) -> dict[tuple[str, str], str]:
     return found
 
 
-def _from_index(index_json: str, locked: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+def _from_index(
+    index_json: str, locked: dict[str, str]
+) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
     """What the index's JSON API lists as vulnerabilities of each locked package's newest
-    release, kept only where that release is the locked one."""
+    release, kept only where that release is the locked one; and which packages that was."""
     import httpx
 
     found: dict[str, list[dict[str, Any]]] = {}
+    covered: list[str] = []
     with httpx.Client(timeout=30, follow_redirects=True) as http:
         for package, version in sorted(locked.items()):
             response = http.get(f"{index_json.rstrip('/')}/{package}/json")
@@ -205,6 +211,7 @@ def _from_index(index_json: str, locked: dict[str, str]) -> dict[str, list[dict[
             document = response.json()
             if document["info"]["version"] != version:
                 continue
+            covered.append(package)
             for vuln in document.get("vulnerabilities") or []:
                 if vuln.get("withdrawn"):
                     continue
@@ -219,7 +226,7 @@ def _from_index(index_json: str, locked: dict[str, str]) -> dict[str, list[dict[
                         ],
                     }
                 )
-    return found
+    return found, covered
 
 
 def refresh(
@@ -240,8 +247,10 @@ def refresh(
         compact = _compact(yaml.safe_load(path.read_text(encoding="utf-8")))
         if compact is not None:
             advisories.setdefault(compact[0], []).append(compact[1])
+    covered: list[str] | None = None
     if index_json:
-        for package, found in _from_index(index_json, _locked(locks)).items():
+        from_index, covered = _from_index(index_json, _locked(locks))
+        for package, found in from_index.items():
             advisories.setdefault(package, []).extend(found)
     source = subprocess.run(
         ["git", "-C", str(database), "log", "-1", "--format=%H %cI"],
@@ -254,6 +263,8 @@ def refresh(
         "commit": commit or (source[0] if source else "unknown"),
         "date": date or (source[1] if len(source) > 1 else "unknown"),
         "index_checked": datetime.now(UTC).strftime("%Y-%m-%d") if index_json else None,
+        # Locked packages that were their newest release then: only these have the index's view.
+        "index_covered": covered,
         "advisories": dict(sorted(advisories.items())),
     }
     output.write_text(json.dumps(snapshot, separators=(",", ":"), sort_keys=True) + "\n")
@@ -295,7 +306,23 @@ def check(locks: Sequence[Path], snapshot_path: Path, accepted_path: Path = ACCE
         f"{snapshot['date']} ({snapshot['commit'][:12]}; newest releases as the index listed "
         f"them on {snapshot.get('index_checked') or 'never'}): {open_findings} open vulnerabilities"
     )
+    print(f"advisories: {index_coverage(locked, snapshot)}")
     return 1 if open_findings else 0
+
+
+def index_coverage(locked: dict[str, str], snapshot: dict[str, Any]) -> str:
+    """Which pins the index's view covers: a pin older than its package's newest release is
+    checked against the PyPA database alone, which is as old as the snapshot's date."""
+    covered = snapshot.get("index_covered")
+    if covered is None:
+        return "the snapshot does not record which pins the index's view covers"
+    missing = sorted(set(locked) - set(covered))
+    shown = ", ".join(f"{p}=={locked[p]}" for p in missing)
+    return (
+        f"{len(locked) - len(missing)} of {len(locked)} pins were their package's newest "
+        f"release and also have the index's view; the rest only the PyPA database's"
+        + (f": {shown}" if missing else "")
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

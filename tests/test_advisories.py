@@ -6,7 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.advisories import ACCEPTED, LOCKS, SNAPSHOT, accepted, audit, check, pins
+from tests.advisories import (
+    ACCEPTED,
+    LOCKS,
+    SNAPSHOT,
+    accepted,
+    audit,
+    check,
+    index_coverage,
+    pins,
+)
 
 JINJA_SANDBOX_ESCAPE: dict[str, Any] = {
     "id": "TEST-0001",
@@ -101,3 +110,23 @@ def test_every_accepted_advisory_names_a_test_that_exists() -> None:
     for reason in accepted(ACCEPTED.read_text().splitlines()).values():
         path, _, name = reason.rsplit("(", 1)[1].rstrip(")").partition("::")
         assert f"def {name}(" in (root / path).read_text(), reason
+
+
+def test_the_check_names_the_pins_that_only_the_pypa_database_covers() -> None:
+    locked = {"jinja2": "3.1.4", "psycopg": "3.2.0"}
+    covered = {**snapshot(), "index_covered": ["jinja2"]}
+
+    assert index_coverage(locked, covered) == (
+        "1 of 2 pins were their package's newest release and also have the index's view; "
+        "the rest only the PyPA database's: psycopg==3.2.0"
+    )
+    assert "does not record" in index_coverage(locked, snapshot())
+
+
+def test_the_shipped_snapshot_says_which_pins_the_index_covers() -> None:
+    shipped = json.loads(SNAPSHOT.read_text())
+    locked: dict[str, str] = {}
+    for lock in LOCKS:
+        locked |= pins(lock.read_text().splitlines())
+
+    assert shipped["index_checked"] and set(shipped["index_covered"]) <= set(locked)

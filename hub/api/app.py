@@ -12,7 +12,7 @@ from hub import web
 from hub.api import docs, errors
 from hub.api.headers import SecurityHeaders
 from hub.api.limits import RequestLimits
-from hub.api.ratelimit import RateLimiter
+from hub.api.ratelimit import RateLimiter, TokenRateLimits
 from hub.api.routes import (
     access_requests,
     audit,
@@ -62,6 +62,7 @@ def create_app(state: HubState) -> FastAPI:
     docs.install(app)
     app.state.hub = state
     app.state.rate_limiter = RateLimiter.from_settings(state.settings)
+    app.state.token_rate_limits = TokenRateLimits.from_settings(state.settings)
     errors.install(app)
     for module in (
         auth,
@@ -108,7 +109,7 @@ def state_from_settings(settings: Settings) -> HubState:
         engine=opened.engine,
         keyring=opened.keyring,
         policy=policy_engine(settings),
-        connectors=ConnectorRegistry(),
+        connectors=ConnectorRegistry.from_settings(settings),
     )
 
 

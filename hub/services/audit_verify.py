@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -172,26 +173,90 @@ class _Walk:
     last_good: int  # the largest anchored tree size the entries still produce
 
 
-# Plain driver statements for the walk, one pair per backend (their parameter styles differ).
-# PostgreSQL formats the time in its canonical form; SQLite returns the text it stores.
+# The careful pass reads entries as rows, with the driver's own cursor (one statement per
+# backend: their parameter styles differ). PostgreSQL formats the time in its canonical form;
+# SQLite returns the text it stores.
 _ENTRIES = {
     "sqlite": "SELECT seq, at, kind, body, prev_hash, entry_hash FROM audit_entry "
-    "WHERE seq > ? ORDER BY seq LIMIT ?",
+    "WHERE seq > :after ORDER BY seq LIMIT :limit",
     "postgresql": "SELECT seq, to_char(at AT TIME ZONE 'UTC', "
     '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\'), kind, body, prev_hash, entry_hash '
-    "FROM audit_entry WHERE seq > %s ORDER BY seq LIMIT %s",
+    "FROM audit_entry WHERE seq > %(after)s ORDER BY seq LIMIT %(limit)s",
 }
-_NODES = {
-    "sqlite": "SELECT complete_at, level, digest FROM audit_node "
-    "WHERE complete_at > ? AND complete_at <= ? ORDER BY complete_at, level",
-    "postgresql": "SELECT complete_at, level, digest FROM audit_node "
-    "WHERE complete_at > %s AND complete_at <= %s ORDER BY complete_at, level",
+
+# The fast pass reads a batch as one row: each column of its entries joined by SEPARATOR, in
+# order, and the count that shows no value held a separator itself. Making a Python object per
+# value cost more than all the hashing; the database joins them, in C, while the previous batch
+# is hashed. The aggregates take the rows in the order the subquery sorts them, as both
+# databases do; were that ever not so, the batch would differ and go to the careful pass.
+# SQLite's times come as stored ("2025-01-31 12:00:00.000000") and are rewritten in Python.
+SEPARATOR = "\x1f"
+_CHUNK = {
+    "sqlite": "SELECT count(*), min(seq), max(seq), group_concat(at, :sep), "
+    "group_concat(kind, :sep), group_concat(body, :sep), group_concat(prev_hash, :sep), "
+    "group_concat(entry_hash, :sep) FROM (SELECT seq, at, kind, body, prev_hash, entry_hash "
+    "FROM audit_entry WHERE seq > :after ORDER BY seq LIMIT :limit)",
+    "postgresql": "SELECT count(*), min(seq), max(seq), string_agg(to_char(at AT TIME ZONE "
+    "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), %(sep)s), string_agg(kind, %(sep)s), "
+    "string_agg(body, %(sep)s), string_agg(prev_hash, %(sep)s), string_agg(entry_hash, %(sep)s) "
+    "FROM (SELECT seq, at, kind, body, prev_hash, entry_hash FROM audit_entry "
+    "WHERE seq > %(after)s ORDER BY seq LIMIT %(limit)s) AS batch",
+}
+# SQLAlchemy stores a time on SQLite as 26 characters, "YYYY-MM-DD HH:MM:SS.ffffff".
+_SQLITE_TIME = 26
+
+
+def _sqlite_times(joined: str, n: int) -> str | None:
+    """The hashed form of `n` stored SQLite times joined by SEPARATOR, rewritten all at once:
+    "2025-01-31 12:00:00.000000" becomes "2025-01-31T12:00:00.000000Z". None unless every one
+    has the stored form's length and its one space where the date ends."""
+    width = _SQLITE_TIME + 1
+    if (
+        len(joined) != width * n - 1
+        or joined[_SQLITE_TIME::width] != SEPARATOR * (n - 1)
+        or joined[10::width] != " " * n
+        or joined.count(" ") != n
+    ):
+        return None
+    return joined.replace(" ", "T").replace(SEPARATOR, "Z" + SEPARATOR) + "Z"
+
+
+# The tree nodes a batch completes, level by level (the order the fast pass computes them in),
+# each level's read through the primary key in index order, so nothing is sorted: how many,
+# how many are not where their tree size says or hold a digest that is not 64 characters
+# long, and their digests joined. A last row counts every node the batch's tree sizes name,
+# so no stray node hides outside the levels read.
+_LEVEL = (
+    "SELECT {level}, count(*), coalesce(sum(CASE WHEN complete_at = ({idx} + 1) * {size} "
+    "AND length(digest) = 64 THEN 0 ELSE 1 END), 0), {join} FROM (SELECT idx, complete_at, "
+    "digest FROM audit_node WHERE level = {level} AND idx >= {p} AND idx < {p} ORDER BY idx) "
+    "AS level_{level}"
+)
+_ALL_NODES = (
+    "SELECT -1, count(*), 0, '' FROM audit_node WHERE complete_at > {p} AND complete_at <= {p}"
+)
+_DIALECT = {
+    "sqlite": {"idx": "idx", "join": "group_concat(digest, '')", "p": "?"},
+    "postgresql": {"idx": "idx::bigint", "join": "string_agg(digest, '')", "p": "%s"},
 }
 
 
-def _fetch(
-    connection: Connection, statements: dict[str, str], params: tuple[int, int]
-) -> list[Any]:
+@functools.lru_cache(maxsize=256)
+def _nodes_statement(dialect: str, levels: int) -> str:
+    # Only level numbers (and their powers of two) are written into the text; the index
+    # ranges are parameters.
+    words = _DIALECT[dialect]
+    parts = [
+        _LEVEL.format(
+            level=level, size=1 << level, idx=words["idx"], join=words["join"], p=words["p"]
+        )
+        for level in range(levels)
+    ]
+    parts.append(_ALL_NODES.format(p=words["p"]))
+    return " UNION ALL ".join(parts)
+
+
+def _fetch(connection: Connection, statements: dict[str, str], params: dict[str, Any]) -> list[Any]:
     # The driver's own cursor and tuples: the column types' processing cost more than hashing.
     cursor = connection.connection.cursor()
     try:
@@ -203,19 +268,53 @@ def _fetch(
 
 def _raw_entries(connection: Connection, *, after: int, limit: int) -> list[Any]:
     """The next entries as (seq, at text, kind, body, prev_hash, entry_hash)."""
-    return _fetch(connection, _ENTRIES, (after, limit))
+    return _fetch(connection, _ENTRIES, {"after": after, "limit": limit})
 
 
-def _raw_nodes(connection: Connection, *, after: int, upto: int) -> list[Any]:
-    """(complete_at, level, digest) of the tree nodes entries after..upto complete, in the
-    order the walk computes them."""
-    return _fetch(connection, _NODES, (after, upto))
+@dataclass(frozen=True)
+class _Chunk:
+    """One batch as the fast pass reads it (see `_CHUNK` and `_CHUNK_NODES`)."""
+
+    count: int
+    first: int
+    last: int
+    columns: tuple[str, str, str, str, str]  # at, kind, body, prev_hash, entry_hash
+    levels: list[tuple[int, int, str]]  # per level: nodes, misplaced nodes, digests joined
+    nodes: int  # every node whose tree size is in the batch
 
 
-def _read_batch(connection: Connection, after: int, limit: int) -> tuple[list[Any], list[Any]]:
-    rows = _raw_entries(connection, after=after, limit=limit)
-    nodes = _raw_nodes(connection, after=after, upto=rows[-1][0]) if rows else []
-    return rows, nodes
+def _read_chunk(connection: Connection, after: int, limit: int) -> _Chunk | None:
+    """The entries after `after` (at most `limit`) and the nodes they complete; None at the end."""
+    ((count, first, last, *columns),) = _fetch(
+        connection, _CHUNK, {"after": after, "limit": limit, "sep": SEPARATOR}
+    )
+    if not count:
+        return None
+    after, last = int(after), int(last)
+    levels = last.bit_length()
+    while levels and last >> (levels - 1) == after >> (levels - 1):
+        levels -= 1  # no node of this level ends in the batch
+    params: list[int] = []
+    for level in range(levels):
+        params += [after >> level, last >> level]
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(_nodes_statement(connection.dialect.name, levels), (*params, after, last))
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    by_level = {int(row[0]): row for row in rows}
+    return _Chunk(
+        count=int(count),
+        first=int(first),
+        last=last,
+        columns=tuple(value or "" for value in columns),  # type: ignore[arg-type]
+        levels=[
+            (int(by_level[level][1]), int(by_level[level][2]), by_level[level][3] or "")
+            for level in range(levels)
+        ],
+        nodes=int(by_level[-1][1]),
+    )
 
 
 def _fold(hashes: Sequence[bytes]) -> bytes:
@@ -225,56 +324,99 @@ def _fold(hashes: Sequence[bytes]) -> bytes:
     return result
 
 
-def _fast_batch(
-    rows: Sequence[Any], nodes: Sequence[Any], walk: _Walk, anchors: Sequence[_Anchor]
-) -> _Walk | None:
-    """Recompute a batch with everything held in locals; None if anything differs.
+class _Levels:
+    """The nodes a batch of leaves completes, computed level by level, on top of the frontier
+    of the tree before it (`old` leaves).
 
-    The same checks as `_careful_batch` (sequence, links, chain hashes, every stored tree node
-    in order, anchored roots), written for speed: `hub audit verify` runs this on every entry.
+    `levels[L]` holds the level-L nodes whose last leaf is in the batch, in index order: the
+    first has index `old >> L`. A node left of those is a piece of the old tree.
+    """
+
+    def __init__(self, frontier: Frontier, leaves: list[bytes]) -> None:
+        sha256 = hashlib.sha256
+        old = frontier.size
+        # The old tree's pieces, by level: one per one bit of its size, largest first.
+        bits = [level for level in range(old.bit_length() - 1, -1, -1) if old >> level & 1]
+        self._old, self._left = old, dict(zip(bits, frontier.hashes, strict=True))
+        self.levels = [leaves]
+        level, current = 0, leaves
+        while current:
+            # An odd first index means the first node's left sibling is a piece of the old tree.
+            work = [self._left[level], *current] if (old >> level) & 1 else current
+            current = [
+                sha256(NODE_PREFIX + left + right).digest()
+                for left, right in zip(work[0::2], work[1::2], strict=False)
+            ]
+            self.levels.append(current)
+            level += 1
+
+    def node(self, level: int, index: int) -> bytes:
+        first = self._old >> level
+        return self.levels[level][index - first] if index >= first else self._left[level]
+
+    def pieces(self, size: int) -> list[bytes]:
+        """The frontier of the tree of `size` leaves (old < size <= old + batch)."""
+        return [
+            self.node(level, (size >> level) - 1)
+            for level in range(size.bit_length() - 1, -1, -1)
+            if size >> level & 1
+        ]
+
+
+def _fast_chunk(
+    chunk: _Chunk, walk: _Walk, anchors: Sequence[_Anchor], *, sqlite: bool
+) -> _Walk | None:
+    """Recompute a batch column by column; None if anything differs from what is stored.
+
+    The same checks as `_careful_batch` (sequence, links, chain hashes, every stored tree node,
+    anchored roots), made on whole columns at once: `hub audit verify` runs this on every
+    entry. Whatever this cannot tell apart it reports as a difference.
     """
     sha256 = hashlib.sha256
     encode = _json_string
-    hashes = list(walk.frontier.hashes)
-    prev = walk.prev_hash
-    next_anchor, last_good = walk.next_anchor, walk.last_good
-    anchor_size = anchors[next_anchor].tree_size if next_anchor < len(anchors) else -1
-    size = walk.frontier.size
-    computed: list[tuple[int, int, str]] = []
-    for seq, at, kind, body, row_prev, row_hash in rows:
-        size += 1
-        if seq != size or row_prev != prev:
-            return None
-        if len(at) == 26 and at[10] == " ":
-            at = f"{at[:10]}T{at[11:]}Z"  # SQLite's stored form of a UTC time
-        elif not isinstance(at, str) or at[-1:] != "Z":
-            at = _rfc3339(at)
-        data = (
-            f'{{"at":{encode(at)},"body":{encode(body)},"kind":{encode(kind)},"seq":{seq}}}'
-        ).encode()
-        if sha256(CHAIN_PREFIX + prev.encode("ascii") + data).hexdigest() != row_hash:
-            return None
-        node = sha256(LEAF_PREFIX + data).digest()
-        hashes.append(node)
-        computed.append((seq, 0, node.hex()))
-        level, rest = 0, seq
-        while not rest & 1:
-            right = hashes.pop()
-            node = sha256(NODE_PREFIX + hashes.pop() + right).digest()
-            hashes.append(node)
-            level += 1
-            rest >>= 1
-            computed.append((seq, level, node.hex()))
-        prev = row_hash
-        while seq == anchor_size:
-            if anchors[next_anchor].root != _fold(hashes):
-                return None
-            last_good = seq
-            next_anchor += 1
-            anchor_size = anchors[next_anchor].tree_size if next_anchor < len(anchors) else -1
-    if computed != nodes:  # driver rows are plain tuples
+    size, n = walk.frontier.size, chunk.count
+    # Sequence numbers are the key: unique, so the smallest and largest fix all of them.
+    if chunk.first != size + 1 or chunk.last != size + n:
         return None
-    return _Walk(Frontier(size, hashes), prev, next_anchor, last_good)
+    times, *rest = chunk.columns
+    if sqlite:
+        rewritten = _sqlite_times(times, n)
+        if rewritten is None:
+            return None
+        times = rewritten
+    ats, kinds, bodies, prevs, links = (column.split(SEPARATOR) for column in (times, *rest))
+    if not len(ats) == len(kinds) == len(bodies) == len(prevs) == n:
+        return None  # a value held the separator
+    # The entry encoding of `entry_bytes`, and the chain link over the stored previous link;
+    # every stored previous link is then checked to be the link computed before it.
+    data = [
+        f'{{"at":{encode(at)},"body":{encode(body)},"kind":{encode(kind)},"seq":{seq}}}'.encode()
+        for seq, at, kind, body in zip(
+            range(size + 1, size + n + 1), ats, kinds, bodies, strict=True
+        )
+    ]
+    computed = [
+        sha256(CHAIN_PREFIX + prev.encode() + entry).hexdigest()
+        for prev, entry in zip(prevs, data, strict=True)
+    ]
+    if computed != links or prevs[0] != walk.prev_hash or prevs[1:] != computed[:-1]:
+        return None
+    tree = _Levels(walk.frontier, [sha256(LEAF_PREFIX + entry).digest() for entry in data])
+    made = [level for level in tree.levels if level]
+    if chunk.nodes != sum(map(len, made)) or len(made) != len(chunk.levels):
+        return None
+    for computed_level, (stored, misplaced, digests) in zip(made, chunk.levels, strict=True):
+        if stored != len(computed_level) or misplaced or b"".join(computed_level).hex() != digests:
+            return None
+    next_anchor, last_good = walk.next_anchor, walk.last_good
+    while next_anchor < len(anchors) and anchors[next_anchor].tree_size <= chunk.last:
+        anchor = anchors[next_anchor]
+        if anchor.root != _fold(tree.pieces(anchor.tree_size)):
+            return None
+        last_good = anchor.tree_size
+        next_anchor += 1
+    end = size + n
+    return _Walk(Frontier(end, tree.pieces(end)), computed[-1], next_anchor, last_good)
 
 
 def _careful_batch(
@@ -346,25 +488,30 @@ def verify(
             raise _fail(f"{anchors[next_anchor].label} has a wrong root for an empty log")
         next_anchor += 1
     connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
     walk = _Walk(frontier=frontier, prev_hash=prev_hash, next_anchor=next_anchor, last_good=0)
     # The next batch is read while this one is hashed: the database's share of the work then
     # overlaps Python's instead of adding to it.
     with ThreadPoolExecutor(1, thread_name_prefix="hub-audit-verify") as reader:
-        ahead = reader.submit(_read_batch, connection, 0, batch)
+        ahead = reader.submit(_read_chunk, connection, 0, batch)
         while True:
-            rows, nodes = ahead.result()
-            if not rows:
+            chunk = ahead.result()
+            if chunk is None:
                 break
-            ahead = reader.submit(_read_batch, connection, rows[-1][0], batch)
-            fast = _fast_batch(rows, nodes, walk, anchors)
+            ahead = reader.submit(_read_chunk, connection, chunk.last, batch)
+            fast = _fast_chunk(chunk, walk, anchors, sqlite=sqlite)
             if fast is None:
-                # Something in this batch is wrong: the careful pass walks it again entry by
-                # entry and names the first failure (after the reader is off the connection).
+                # Something in this batch is wrong: the careful pass reads it again as rows and
+                # walks it entry by entry to name the first failure (once the reader is off the
+                # connection).
                 ahead.result()
+                rows = _raw_entries(connection, after=walk.frontier.size, limit=batch)
                 fast = _careful_batch(connection, rows, walk, anchors)
+                if fast.frontier.size != chunk.last:
+                    ahead = reader.submit(_read_chunk, connection, fast.frontier.size, batch)
             walk = fast
             if progress is not None:
-                progress(len(rows))
+                progress(chunk.count)
     frontier, prev_hash, next_anchor = walk.frontier, walk.prev_hash, walk.next_anchor
     entries = frontier.size
     _check_not_truncated(session, anchors[next_anchor:], entries)

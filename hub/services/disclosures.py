@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from connectors import SourceQuery, fetch_all
 from hub.config import Settings
@@ -38,6 +38,7 @@ from hub.services import (
     breakglass,
     decisions,
     receipts,
+    subject_keys,
     subjects,
 )
 from hub.services.consents import active_consents
@@ -192,10 +193,14 @@ def _entry_body(
 
 
 def _holding_agencies(session: Session, case: Case) -> list[Agency]:
-    ids = session.exec(
-        select(PanelMembership.agency_id).where(PanelMembership.panel_id == case.panel_id)
-    ).all()
-    return [a for a in (session.get(Agency, i) for i in sorted(ids)) if a is not None]
+    """The case panel's member agencies, in one query."""
+    query = (
+        select(Agency)
+        .join(PanelMembership, col(PanelMembership.agency_id) == col(Agency.id))
+        .where(PanelMembership.panel_id == case.panel_id)
+        .order_by(col(Agency.id))
+    )
+    return list(session.exec(query).all())
 
 
 def _scrub(value: Any, secrets: set[str]) -> Any:
@@ -212,21 +217,27 @@ def _scrub(value: Any, secrets: set[str]) -> Any:
 def _fetch(
     deps: Deps, case: Case, permitted: list[str]
 ) -> tuple[dict[str, list[DisclosedRecord]], dict[str, SourcePublic]]:
+    connectors = deps.connectors.holding(_holding_agencies(deps.session, case))
+    wanted = {
+        agency_id: tuple(c for c in permitted if c in connector.categories)
+        for agency_id, connector in connectors.items()
+    }
+    # Every identifier is opened (one key unwrap), not just those sent: the scrub below
+    # redacts any agency's identifier for the subject that a source echoes back.
     local = subjects.local_ids(
         session=deps.session, keyring=deps.keyring, subject_id=case.subject_id
     )
-    connectors = deps.connectors.holding(
-        a for a in _holding_agencies(deps.session, case) if a.id in local
+    requests = {
+        agency_id: (
+            connector,
+            SourceQuery(local_id=local[agency_id], categories=wanted[agency_id]),
+        )
+        for agency_id, connector in connectors.items()
+        if wanted[agency_id] and agency_id in local
+    }
+    results = fetch_all(
+        requests, timeout=deps.settings.connector_timeout_seconds, pool=deps.connectors.pool
     )
-    requests = {}
-    for agency_id, connector in connectors.items():
-        wanted = tuple(c for c in permitted if c in connector.categories)
-        if wanted:
-            requests[agency_id] = (
-                connector,
-                SourceQuery(local_id=local[agency_id], categories=wanted),
-            )
-    results = fetch_all(requests, timeout=deps.settings.connector_timeout_seconds)
     secrets = set(local.values())
     records: dict[str, list[DisclosedRecord]] = {c: [] for c in permitted}
     sources: dict[str, SourcePublic] = {}
@@ -256,6 +267,28 @@ def request_disclosure(
     agency is not a member of — the denial is still logged), PolicyDenied (with reasons, logged)
     or AuditUnavailable (nothing disclosed).
     """
+    session = deps.session
+    # The steps commit to release the database between them (never across the fetch); what
+    # was read for the decision stays as read, rather than being loaded again after each one.
+    # The subject's data key is unwrapped once for the identity and the local identifiers.
+    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        with subject_keys.keys_remembered(session):
+            return _disclose(
+                deps=deps, principal=principal, case_id=case_id, request=request, now=now
+            )
+    finally:
+        session.expire_on_commit = expire_on_commit
+
+
+def _disclose(
+    *,
+    deps: Deps,
+    principal: Principal,
+    case_id: str,
+    request: DisclosureCreate,
+    now: datetime,
+) -> DisclosurePublic:
     session, keyring = deps.session, deps.keyring
     case = session.get(Case, case_id)
     if case is None:

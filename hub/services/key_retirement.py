@@ -6,6 +6,8 @@ what is still valid, before `keys.KeyRing.retire` stamps the key.
 - token-signing: only once no access token it signed can still be valid, i.e. its successor
   has been writing for longer than the longest token lifetime plus the time a serving hub
   takes to notice a rotation; from then on it leaves /.well-known/jwks.json;
+- blind-index: only once no subject is indexed under the key (finish its rotation first),
+  since a retired key finds nothing and those people would become second subjects;
 - checkpoint-signing: never, since its public key verifies the audit log's history;
 - pseudonym-root, bundle-signing: at any time once rotated; old pseudonyms of the version stop
   resolving, and bundles it signed stop verifying.
@@ -22,13 +24,14 @@ from pathlib import Path
 from sqlmodel import Session
 
 from hub.errors import Conflict
-from hub.services import key_rotation
+from hub.services import key_rotation, reindex
 from keys import KeyRing
 
 # How long a serving hub may keep signing with a key after it was rotated out: its keyring
 # re-reads the keystore at most every few seconds; a minute is ample.
 ROTATION_NOTICE = timedelta(minutes=1)
 NEVER_RETIRED = frozenset({"checkpoint-signing"})
+BLIND_INDEX = "blind-index"
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,13 @@ def check_retirable(
             raise Conflict(
                 f"{left} stored items are still under {key.kid}; run "
                 "`hub keys rotate data-encryption` to finish re-encrypting them first"
+            )
+    if purpose == BLIND_INDEX:
+        indexed = reindex.still_under(session=session, version=version)
+        if indexed:
+            raise Conflict(
+                f"{indexed} subjects are still indexed under {key.kid}; run "
+                "`hub keys rotate blind-index` to finish re-indexing them first"
             )
     if purpose == "token-signing":
         replaced = successor_created_at(keyring, purpose=purpose, version=version)

@@ -6,7 +6,8 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from connectors import Connector, ConnectorConfig, ConnectorError, build_connector
+from connectors import Connector, ConnectorConfig, ConnectorError, FetchPool, build_connector
+from hub.config import Settings
 from hub.services.audit import digest
 from hub.storage.models import Agency
 
@@ -15,12 +16,23 @@ class ConnectorRegistry:
     """Builds each agency's connector once and reuses it (connectors hold pools and clients).
 
     A changed configuration builds a new connector; a configuration that does not parse is
-    treated as an unavailable source, never as a reason to fail the whole request.
+    treated as an unavailable source, never as a reason to fail the whole request. `pool` is
+    the process's fan-out, shared by every request: its per-source limit is keyed by agency id.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, pool: FetchPool | None = None) -> None:
         self._lock = threading.Lock()
         self._connectors: dict[str, tuple[str, Connector]] = {}
+        self.pool = pool or FetchPool()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConnectorRegistry:
+        return cls(
+            pool=FetchPool(
+                max_in_flight=settings.connector_max_in_flight,
+                max_threads=settings.connector_max_threads,
+            )
+        )
 
     def for_agency(self, agency: Agency) -> Connector | None:
         if not agency.connector_config:
@@ -52,6 +64,7 @@ class ConnectorRegistry:
         return found
 
     def close(self) -> None:
+        self.pool.close()
         with self._lock:
             for _, connector in self._connectors.values():
                 connector.close()
@@ -61,13 +74,14 @@ class ConnectorRegistry:
 class StaticConnectors(ConnectorRegistry):
     """Connectors handed in directly, by agency id (tests, embedding)."""
 
-    def __init__(self, connectors: dict[str, Connector]) -> None:
-        super().__init__()
+    def __init__(self, connectors: dict[str, Connector], *, pool: FetchPool | None = None) -> None:
+        super().__init__(pool=pool)
         self._static = connectors
 
     def for_agency(self, agency: Agency) -> Connector | None:
         return self._static.get(agency.id)
 
     def close(self) -> None:
+        self.pool.close()
         for connector in self._static.values():
             connector.close()

@@ -14,6 +14,9 @@ re-seals them under the subject's key.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlmodel import Session
 
 from hub.errors import SubjectErased
@@ -29,6 +32,8 @@ LEGACY_AD = {
     ("subject_local_id", "local_id_ciphertext"): "subject_local_id/{row}/local_id",
     ("case", "summary_ciphertext"): "case/{row}/summary",
 }
+# Where `keys_remembered` keeps unwrapped keys, in the session's scratch space.
+_MEMO = "hub.subject_keys.remembered"
 # Written over a value sealed under the keyring (not a subject key) when its subject is shredded.
 SHREDDED = "shredded"
 
@@ -36,6 +41,25 @@ SHREDDED = "shredded"
 def associated_data(*, table: str, row: str, column: str) -> bytes:
     """What binds a value to its place: a value moved to another table, row or column fails."""
     return _AD_FORMAT.format(table=table, row=row, column=column).encode()
+
+
+@contextmanager
+def keys_remembered(session: Session) -> Iterator[None]:
+    """Within the block, each subject's data key is unwrapped once and then reused.
+
+    For one request's work (a disclosure opens the identity and the local identifiers): the
+    keys are forgotten when the block ends, so none outlives the request in memory.
+    """
+    if _MEMO in session.info:
+        yield
+        return
+    memo: dict[str, DataKey] = {}
+    session.info[_MEMO] = memo
+    try:
+        yield
+    finally:
+        del session.info[_MEMO]
+        memo.clear()
 
 
 def _wrap_ad(subject_id: str) -> bytes:
@@ -50,6 +74,18 @@ def data_key(
     Raises SubjectErased if the subject has no key and `create` is false (it was shredded, or
     never had a key); keys.DecryptionError if the wrapped key does not open (altered row).
     """
+    memo: dict[str, DataKey] | None = session.info.get(_MEMO)
+    if memo is not None and subject_id in memo:
+        return memo[subject_id]
+    key = _load_or_create(session=session, keyring=keyring, subject_id=subject_id, create=create)
+    if memo is not None:
+        memo[subject_id] = key
+    return key
+
+
+def _load_or_create(
+    *, session: Session, keyring: KeyRing, subject_id: str, create: bool
+) -> DataKey:
     row = session.get(SubjectKey, subject_id)
     if row is None:
         if not create:

@@ -26,6 +26,9 @@ AUDIT_DOMAIN = "audit"
 # The version of hub.matching's normalisation the blind indexes are made with; bump it when the
 # normaliser changes, and `hub keys reindex` re-indexes every subject made under an older one.
 NORMALISER_VERSION = "n2"
+# The blind-index key version of subjects indexed before versions were recorded (NULL): the
+# first, and until `hub keys rotate blind-index` existed the only one.
+FIRST_BLIND_INDEX_VERSION = "v1"
 
 
 @dataclass(frozen=True)
@@ -49,18 +52,28 @@ class Identity:
 
         return f"{norm(self.given_name)}|{norm(self.family_name)}|{self.date_of_birth.isoformat()}"
 
-    def field_indexes(self, keyring: KeyRing) -> dict[str, str]:
-        """Blind indexes of each field alone, to find near matches."""
+    def _field_values(self) -> dict[str, tuple[str, str]]:
+        """Each field's blind-index kind and matching form."""
         return {
-            "given_name": keyring.blind_index(
-                kind="given-name", value=normalise_name(self.given_name)
-            ),
-            "family_name": keyring.blind_index(
-                kind="family-name", value=normalise_name(self.family_name)
-            ),
-            "date_of_birth": keyring.blind_index(
-                kind="date-of-birth", value=self.date_of_birth.isoformat()
-            ),
+            "given_name": ("given-name", normalise_name(self.given_name)),
+            "family_name": ("family-name", normalise_name(self.family_name)),
+            "date_of_birth": ("date-of-birth", self.date_of_birth.isoformat()),
+        }
+
+    def field_indexes(self, keyring: KeyRing, *, version: str | None = None) -> dict[str, str]:
+        """Blind indexes of each field alone, to find near matches, under the blind-index key
+        `version` (default: the current one)."""
+        return {
+            name: keyring.blind_index(kind=kind, value=value, version=version)
+            for name, (kind, value) in self._field_values().items()
+        }
+
+    def field_indexes_any_version(self, keyring: KeyRing) -> dict[str, list[str]]:
+        """Each field's blind indexes under every blind-index key held: during a rotation a
+        subject's fields are indexed under the old key or the new one."""
+        return {
+            name: list(keyring.blind_indexes(kind=kind, value=value).values())
+            for name, (kind, value) in self._field_values().items()
         }
 
     def age_on(self, day: date) -> int:
@@ -85,8 +98,15 @@ def audit_ref(keyring: KeyRing, *, subject_id: str) -> str:
     return keyring.pseudonym(domain=AUDIT_DOMAIN, value=subject_id)
 
 
-def _local_index(keyring: KeyRing, *, agency_id: str, local_id: str) -> str:
-    return keyring.blind_index(kind="local-id", value=f"{agency_id}|{local_id}")
+def _local_index(
+    keyring: KeyRing, *, agency_id: str, local_id: str, version: str | None = None
+) -> str:
+    return keyring.blind_index(kind="local-id", value=f"{agency_id}|{local_id}", version=version)
+
+
+def _local_indexes(keyring: KeyRing, *, agency_id: str, local_id: str) -> list[str]:
+    """The local identifier's index under every blind-index key held (see `find_by_identity`)."""
+    return list(keyring.blind_indexes(kind="local-id", value=f"{agency_id}|{local_id}").values())
 
 
 def identity_of(keyring: KeyRing, subject: Subject) -> Identity:
@@ -119,10 +139,10 @@ def identity_of(keyring: KeyRing, subject: Subject) -> Identity:
 def find_by_local_id(
     *, session: Session, keyring: KeyRing, agency_id: str, local_id: str
 ) -> Subject | None:
-    index = _local_index(keyring, agency_id=agency_id, local_id=local_id)
+    indexes = _local_indexes(keyring, agency_id=agency_id, local_id=local_id)
     link = session.exec(
         select(SubjectLocalId).where(
-            SubjectLocalId.agency_id == agency_id, SubjectLocalId.local_id_index == index
+            SubjectLocalId.agency_id == agency_id, col(SubjectLocalId.local_id_index).in_(indexes)
         )
     ).first()
     return None if link is None else session.get(Subject, link.subject_id)
@@ -130,19 +150,27 @@ def find_by_local_id(
 
 def find_by_identity(*, session: Session, keyring: KeyRing, identity: Identity) -> Subject | None:
     """The subject whose blind index matches `identity` as normalised now, or as normalised
-    before hub.matching existed (subjects not yet re-indexed by `hub keys reindex`)."""
-    index = keyring.blind_index(kind="identity", value=identity.normalised())
-    legacy_index = keyring.blind_index(kind="identity", value=identity.legacy_normalised())
-    return session.exec(
-        select(Subject).where(col(Subject.identity_index).in_([index, legacy_index]))
-    ).first()
+    before hub.matching existed (subjects not yet re-indexed by `hub keys reindex`), under the
+    current blind-index key or an older one still held (subjects not yet re-indexed by
+    `hub keys rotate blind-index`)."""
+    indexes = [
+        *keyring.blind_indexes(kind="identity", value=identity.normalised()).values(),
+        *keyring.blind_indexes(kind="identity", value=identity.legacy_normalised()).values(),
+    ]
+    return session.exec(select(Subject).where(col(Subject.identity_index).in_(indexes))).first()
 
 
 def put_field_indexes(
-    *, session: Session, keyring: KeyRing, subject: Subject, identity: Identity
+    *,
+    session: Session,
+    keyring: KeyRing,
+    subject: Subject,
+    identity: Identity,
+    version: str | None = None,
 ) -> None:
-    """Write (or rewrite) the subject's single-field blind indexes, for near matches."""
-    fields = identity.field_indexes(keyring)
+    """Write (or rewrite) the subject's single-field blind indexes, for near matches, under the
+    blind-index key `version` (default: the current one)."""
+    fields = identity.field_indexes(keyring, version=version)
     row = session.get(SubjectFieldIndex, subject.id) or SubjectFieldIndex(
         subject_id=subject.id, given_name_index="", family_name_index="", date_of_birth_index=""
     )
@@ -152,17 +180,47 @@ def put_field_indexes(
     session.add(row)
 
 
-def reindex(*, session: Session, keyring: KeyRing, subject: Subject) -> None:
-    """Recompute the subject's blind indexes with the current normaliser and mark it so.
+def reindex(
+    *, session: Session, keyring: KeyRing, subject: Subject, version: str | None = None
+) -> None:
+    """Recompute the subject's blind indexes (identity, single fields, local identifiers) with
+    the current normaliser under the blind-index key `version` (default: the current one), and
+    mark it with both versions.
 
     A crypto-shredded subject has nothing to index; it is only marked. Raises
-    keys.DecryptionError if its identity does not open (an altered row).
+    keys.DecryptionError if its identity or a local identifier does not open (an altered row).
     """
+    if version is None:
+        version = keyring.blind_index_version  # Read once: every index under the same key.
     if subject.identity_ciphertext != subject_keys.SHREDDED:
         identity = identity_of(keyring, subject)
-        subject.identity_index = keyring.blind_index(kind="identity", value=identity.normalised())
-        put_field_indexes(session=session, keyring=keyring, subject=subject, identity=identity)
+        subject.identity_index = keyring.blind_index(
+            kind="identity", value=identity.normalised(), version=version
+        )
+        put_field_indexes(
+            session=session, keyring=keyring, subject=subject, identity=identity, version=version
+        )
+        for link in session.exec(
+            select(SubjectLocalId).where(
+                SubjectLocalId.subject_id == subject.id,
+                SubjectLocalId.local_id_ciphertext != subject_keys.SHREDDED,
+            )
+        ).all():
+            local_id = subject_keys.open_value(
+                session=session,
+                keyring=keyring,
+                subject_id=subject.id,
+                table="subject_local_id",
+                row=link.id,
+                column="local_id_ciphertext",
+                token=link.local_id_ciphertext,
+            ).decode()
+            link.local_id_index = _local_index(
+                keyring, agency_id=link.agency_id, local_id=local_id, version=version
+            )
+            session.add(link)
     subject.index_version = NORMALISER_VERSION
+    subject.blind_index_version = version
     session.add(subject)
 
 
@@ -178,14 +236,20 @@ def find_or_create(
     if subject is None:
         subject = find_by_identity(session=session, keyring=keyring, identity=identity)
     if subject is None:
+        version = keyring.blind_index_version
         subject = Subject(
             identity_ciphertext="",
-            identity_index=keyring.blind_index(kind="identity", value=identity.normalised()),
+            identity_index=keyring.blind_index(
+                kind="identity", value=identity.normalised(), version=version
+            ),
             index_version=NORMALISER_VERSION,
+            blind_index_version=version,
         )
         session.add(subject)
         session.flush()
-        put_field_indexes(session=session, keyring=keyring, subject=subject, identity=identity)
+        put_field_indexes(
+            session=session, keyring=keyring, subject=subject, identity=identity, version=version
+        )
         plaintext = json.dumps(
             {
                 "given_name": identity.given_name,
@@ -218,15 +282,19 @@ def find_or_create(
 def link_local_id(
     *, session: Session, keyring: KeyRing, subject: Subject, agency_id: str, local_id: str
 ) -> None:
-    """Record this agency's identifier for the subject, once."""
-    index = _local_index(keyring, agency_id=agency_id, local_id=local_id)
+    """Record this agency's identifier for the subject, once (whichever blind-index key held
+    indexed it), under the current key."""
     existing = session.exec(
         select(SubjectLocalId).where(
-            SubjectLocalId.agency_id == agency_id, SubjectLocalId.local_id_index == index
+            SubjectLocalId.agency_id == agency_id,
+            col(SubjectLocalId.local_id_index).in_(
+                _local_indexes(keyring, agency_id=agency_id, local_id=local_id)
+            ),
         )
     ).first()
     if existing is not None:
         return
+    index = _local_index(keyring, agency_id=agency_id, local_id=local_id)
     link = SubjectLocalId(
         subject_id=subject.id, agency_id=agency_id, local_id_ciphertext="", local_id_index=index
     )
@@ -269,8 +337,11 @@ def record_possible_matches(
     from `identity` in exactly one field (given name, family name or date of birth).
 
     Nothing is merged: the case stays with its own subject until a coordinator decides.
+    A subject's field indexes are all under one blind-index key, and indexes under different
+    keys never coincide, so matching against each field's indexes under every key held finds
+    subjects re-indexed by a rotation and those not yet re-indexed alike.
     """
-    fields = identity.field_indexes(keyring)
+    fields = identity.field_indexes_any_version(keyring)
     columns = {
         "given_name": SubjectFieldIndex.given_name_index,
         "family_name": SubjectFieldIndex.family_name_index,
@@ -278,11 +349,11 @@ def record_possible_matches(
     }
     found: list[PossibleMatch] = []
     for differing in columns:
-        same = [col(columns[name]) == fields[name] for name in columns if name != differing]
+        same = [col(columns[name]).in_(fields[name]) for name in columns if name != differing]
         rows = session.exec(
             select(SubjectFieldIndex).where(
                 *same,
-                col(columns[differing]) != fields[differing],
+                col(columns[differing]).not_in(fields[differing]),
                 col(SubjectFieldIndex.subject_id) != case.subject_id,
             )
         ).all()

@@ -96,6 +96,11 @@ class Subject(SQLModel, table=True):
     # Which name normaliser (hub.matching) made the indexes; NULL for subjects indexed before
     # versions were recorded. `hub keys reindex` brings every subject to the current one.
     index_version: str | None = Field(default=None, max_length=16)
+    # Which blind-index key version (keys.KeyRing.blind_index_version) made the indexes of the
+    # subject, its single fields and its local identifiers; NULL for subjects indexed before
+    # versions were recorded, when "v1" was the only one. `hub keys rotate blind-index` brings
+    # every subject to the current version.
+    blind_index_version: str | None = Field(default=None, max_length=16)
     created_at: datetime = _utc()
 
 

@@ -249,9 +249,9 @@ def test_hub_keys_rotate_and_list(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> 
     with hub.session() as session:
         for token in _tokens(session):
             assert KeyRing.token_kid(token) in (None, dek[0][1])
-    bad = runner.invoke(app, ["keys", "rotate", "blind-index"])
+    bad = runner.invoke(app, ["keys", "rotate", "session-cookie"])
     assert bad.exit_code == 1
-    assert "unknown key kind 'blind-index'" in bad.output
+    assert "unknown key kind 'session-cookie'" in bad.output
 
 
 def test_subject_keys_associated_data_names_table_row_and_column() -> None:

@@ -183,3 +183,37 @@ def test_a_shredded_subject_gets_no_new_key_and_new_referrals_do_not_link(hub: H
         case = session.get(Case, again["id"])
         assert case is not None
         assert case.subject_id != subject_id
+
+
+def test_a_remembered_key_is_unwrapped_once_and_forgotten_after_its_block(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case_id = refer_alex(hub)["id"]
+    keyring = hub.state.keyring
+    unwraps: list[bytes] = []
+    unwrap = KeyRing.unwrap_data_key
+
+    def counting(self: KeyRing, wrapped: str, *, associated_data: bytes) -> object:
+        unwraps.append(associated_data)
+        return unwrap(self, wrapped, associated_data=associated_data)
+
+    monkeypatch.setattr(KeyRing, "unwrap_data_key", counting)
+    with hub.session() as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        subject = session.get(Subject, case.subject_id)
+        assert subject is not None
+        with subject_keys.keys_remembered(session):
+            assert subjects.identity_of(keyring, subject).given_name == "Alex"
+            local = subjects.local_ids(session=session, keyring=keyring, subject_id=subject.id)
+            assert "NA-2231" in local.values()
+            assert len(unwraps) == 1
+        # Outside the block the key is unwrapped again: nothing was kept, so deleting the
+        # wrapped key (crypto-shredding) is not outlived by a copy in memory.
+        subjects.identity_of(keyring, subject)
+        assert len(unwraps) == 2
+        row = session.get(SubjectKey, subject.id)
+        session.delete(row)
+        session.flush()
+        with pytest.raises(SubjectErased):
+            subjects.identity_of(keyring, subject)

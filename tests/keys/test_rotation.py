@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from jose import jwt
 
-from keys import DataKey, DecryptionError, KeyRing
+from keys import DataKey, DecryptionError, KeyRing, KeyStoreError
 
 
 def test_rotation_adds_a_writer_and_keeps_every_reader(
@@ -25,11 +25,60 @@ def test_rotation_adds_a_writer_and_keeps_every_reader(
     assert again.data_key_kid.startswith("dek-v3-")
 
 
-def test_the_blind_index_key_cannot_be_rotated(
+def test_an_unknown_purpose_cannot_be_rotated(
     ring: KeyRing, keystore_path: Path, master_key: bytes
 ) -> None:
+    before = keystore_path.read_bytes()
     with pytest.raises(ValueError, match="cannot be rotated"):
-        KeyRing.rotate(keystore_path, master_key=master_key, purpose="blind-index")
+        KeyRing.rotate(keystore_path, master_key=master_key, purpose="session-cookie")
+    assert keystore_path.read_bytes() == before
+
+
+def test_a_blind_index_rotation_writes_under_v2_and_still_looks_up_under_v1(
+    ring: KeyRing, keystore_path: Path, master_key: bytes
+) -> None:
+    serving = KeyRing.open(keystore_path, master_key=master_key)
+    old = ring.blind_index(kind="identity", value="zoe|obrien|2009-01-02")
+    assert ring.blind_index_version == "v1" and ring.blind_index_kid.startswith("bix-v1-")
+
+    rotated = KeyRing.rotate(keystore_path, master_key=master_key, purpose="blind-index")
+
+    assert rotated.blind_index_version == "v2" and rotated.blind_index_kid.startswith("bix-v2-")
+    new = rotated.blind_index(kind="identity", value="zoe|obrien|2009-01-02")
+    assert new != old
+    assert rotated.blind_index(kind="identity", value="zoe|obrien|2009-01-02", version="v1") == old
+    # Every version held, the writer first: what lookups try during the re-indexing.
+    assert rotated.blind_indexes(kind="identity", value="zoe|obrien|2009-01-02") == {
+        "v2": new,
+        "v1": old,
+    }
+    # Kinds stay unrelated under the new key too.
+    assert rotated.blind_index(kind="local-id", value="zoe|obrien|2009-01-02") != new
+    states = [(k["purpose"], k["version"], k["state"]) for k in rotated.key_ids()]
+    assert ("blind-index", "v2", "current") in states
+    assert ("blind-index", "v1", "previous") in states
+    # A keyring that was already serving takes in the new key when it next looks something up.
+    assert serving.blind_indexes(kind="identity", value="zoe|obrien|2009-01-02") == {
+        "v2": new,
+        "v1": old,
+    }
+    assert serving.blind_index(kind="identity", value="zoe|obrien|2009-01-02") == new
+
+
+def test_a_retired_blind_index_version_finds_nothing(
+    ring: KeyRing, keystore_path: Path, master_key: bytes
+) -> None:
+    old = ring.blind_index(kind="local-id", value="school|A-1")
+    KeyRing.rotate(keystore_path, master_key=master_key, purpose="blind-index")
+    retired = KeyRing.retire(
+        keystore_path, master_key=master_key, purpose="blind-index", version="v1"
+    )
+    indexes = retired.blind_indexes(kind="local-id", value="school|A-1")
+    assert list(indexes) == ["v2"] and old not in indexes.values()
+    with pytest.raises(KeyStoreError, match="no usable 'blind-index' key of version 'v1'"):
+        retired.blind_index(kind="local-id", value="school|A-1", version="v1")
+    # The keyring that was serving stops using it too.
+    assert list(ring.blind_indexes(kind="local-id", value="school|A-1")) == ["v2"]
 
 
 def test_an_open_keyring_takes_in_keys_rotated_elsewhere(

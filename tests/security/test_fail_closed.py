@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -21,11 +22,12 @@ from sqlmodel import col, select
 
 from hub.api.app import state_from_settings
 from hub.policy import EmbeddedPolicyEngine, PolicyEngine, RemoteOpaPolicyEngine
+from hub.services.sources import ConnectorRegistry
 from hub.storage.models import Agency, AuditEntry
 from keys import KeysError
 from tests.api.conftest import SCHOOL, SOCIAL, Hub
 from tests.api.flows import case_in_assessment, disclose, record_consent
-from tests.security.servers import serving
+from tests.security.servers import InFlight, serving, wait_until
 
 MakeHub = Callable[..., Hub]
 BOTH = ["education", "social_care"]
@@ -109,7 +111,9 @@ def test_an_opa_server_answering_garbage_is_a_denial(
 # Source systems (connectors)
 
 
-def point_source_at(hub: Hub, agency_id: str, base_url: str) -> None:
+def point_source_at(
+    hub: Hub, agency_id: str, base_url: str, *, read_timeout: float | None = None
+) -> None:
     """Make the agency's REST connector talk to `base_url` instead of its real system."""
     with hub.session() as session:
         agency = session.get(Agency, agency_id)
@@ -118,6 +122,8 @@ def point_source_at(hub: Hub, agency_id: str, base_url: str) -> None:
         assert config["source"]["kind"] == "rest"
         prefix = config["source"]["base_url"].rsplit("/", 1)[1]
         config["source"]["base_url"] = f"{base_url}/{prefix}"
+        if read_timeout is not None:
+            config["source"]["read_timeout"] = read_timeout
         agency.connector_config = config
         session.add(agency)
         session.commit()
@@ -147,6 +153,49 @@ def test_a_source_that_stalls_is_marked_timed_out(make_hub: MakeHub) -> None:
         response = disclose(hub, case_id, categories=BOTH)
 
         assert_partial(hub, response, failed=SOCIAL, status="timed_out")
+
+
+def test_a_stalled_source_holds_no_more_requests_than_its_limit(make_hub: MakeHub) -> None:
+    first = make_hub()
+    assert first.state.connectors.pool.max_in_flight == first.settings.connector_max_in_flight
+    case_id = ready_case(first)
+    tight = first.settings.model_copy(
+        update={
+            # Long enough for the school's quick source under load; the stall outlasts it.
+            "connector_timeout_seconds": 2.0,
+            "connector_max_in_flight": 2,
+            "connector_max_threads": 6,
+        }
+    )
+    release, at_source = threading.Event(), InFlight()
+    with serving(lambda: (200, "application/json", b"[]"), delay=release, counter=at_source) as url:
+        # The connector's own read timeout outlasts the test: only the stall's end frees it.
+        point_source_at(first, SOCIAL, url, read_timeout=30)
+        registry = ConnectorRegistry.from_settings(tight)
+        hub = make_hub(settings=tight, connectors=registry)
+
+        with ThreadPoolExecutor(max_workers=6) as callers:
+            answers = list(callers.map(lambda _: disclose(hub, case_id, categories=BOTH), range(6)))
+        wait_until(lambda: at_source.now == 2, "the two admitted fetches to reach the source")
+
+        assert at_source.peak == 2 and at_source.received == 2
+        social = sorted((a.json()["sources"][SOCIAL]["error"]) for a in answers)
+        assert social == ["busy"] * 4 + ["deadline"] * 2
+        logged = {json.loads(e.body).get("decision_id"): json.loads(e.body) for e in entries(hub)}
+        for answer in answers:
+            body = answer.json()
+            assert answer.status_code == 200 and body["complete"] is False
+            assert body["sources"][SCHOOL]["status"] == "ok" and body["records"]["education"]
+            assert body["sources"][SOCIAL]["status"] == "timed_out"
+            assert logged[body["decision_id"]]["sources"] == {SCHOOL: "ok", SOCIAL: "timed_out"}
+        assert len(registry.pool.threads()) <= tight.connector_max_threads
+
+        release.set()
+        wait_until(lambda: registry.pool.in_flight(SOCIAL) == 0, "the stalled fetches to end")
+        after = disclose(hub, case_id, categories=BOTH)
+
+        assert after.json()["sources"][SOCIAL] == {"status": "ok", "error": None}
+        assert len(registry.pool.threads()) <= tight.connector_max_threads
 
 
 GARBAGE = {

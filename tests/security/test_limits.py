@@ -7,9 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
-from hub.api.ratelimit import RateLimited, RateLimiter
+from hub.api.ratelimit import RateLimited, RateLimiter, TokenRateLimits, address_key
 from hub.config import Settings
+from hub.services import auth
+from hub.services.auth import CLIENT_ASSERTION_TYPE
 from tests.api.conftest import POLICE, SCHOOL, Hub
 from tests.api.flows import case_in_assessment, record_consent, refer_alex
 from tests.security.roles import app_of
@@ -106,6 +109,110 @@ def test_an_agency_client_over_its_limit_gets_429_with_retry_after(make_hub: Mak
     assert hub.client.get(f"/v1/cases/{case_id}", headers=coordinator).status_code == 200
 
 
+# The token endpoint: counted before the client assertion's signature is checked
+
+
+def test_token_requests_over_a_clients_limit_get_429_until_the_window_passes(
+    make_hub: MakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = make_hub()
+    tight = first.settings.model_copy(
+        update={"token_rate_limit_burst": 3, "token_rate_limit_per_minute": 6}  # then 1 in 10 s
+    )
+    hub = make_hub(settings=tight)
+    ticks = Ticks()
+    app_of(hub).state.token_rate_limits.per_client.clock = ticks
+    verified: list[str] = []
+    check = auth.verify_client_assertion
+
+    def counting(**kwargs: Any) -> Any:
+        verified.append(kwargs["assertion"])
+        return check(**kwargs)
+
+    monkeypatch.setattr(auth, "verify_client_assertion", counting)
+
+    answers = [hub.token_response(hub.assertion(SCHOOL)) for _ in range(4)]
+
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    refused = assert_error(answers[-1], 429, "rate_limited")
+    retry_after = int(answers[-1].headers["retry-after"])
+    assert retry_after == 10
+    assert refused["error"]["details"] == {"retry_after": retry_after}
+    assert "access_token" not in answers[-1].text
+    assert len(verified) == 3, "the refused assertion's signature was never checked"
+    # Other clients are not held back by the school's token requests.
+    assert hub.token_response(hub.assertion(POLICE)).status_code == 200
+
+    ticks.now += retry_after - 1
+    assert hub.token_response(hub.assertion(SCHOOL)).status_code == 429
+    ticks.now += 1
+    assert hub.token_response(hub.assertion(SCHOOL)).status_code == 200
+
+
+def test_token_requests_naming_no_registered_client_are_limited_per_address(
+    make_hub: MakeHub,
+) -> None:
+    first = make_hub()
+    tight = first.settings.model_copy(
+        update={"token_address_rate_limit_burst": 2, "token_address_rate_limit_per_minute": 1}
+    )
+    hub = make_hub(settings=tight)
+    invented = hub.assertion(SCHOOL, client_id="invented-client")
+
+    answers = [hub.token_response(invented) for _ in range(3)]
+
+    assert [r.status_code for r in answers] == [401, 401, 429]
+    assert_error(answers[-1], 429, "rate_limited")
+    assert int(answers[-1].headers["retry-after"]) >= 1
+    # Another invented id or no JWT at all falls on the same address's bucket.
+    assert hub.token_response(hub.assertion(SCHOOL, client_id="another")).status_code == 429
+    assert hub.token_response("not-a-jwt").status_code == 429
+    # A registered client at that address, and unknown clients elsewhere, are unaffected.
+    assert hub.token_response(hub.assertion(SCHOOL)).status_code == 200
+    elsewhere = TestClient(app_of(hub), client=("192.0.2.7", 50000))
+    answer = elsewhere.post(
+        "/v1/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": CLIENT_ASSERTION_TYPE,
+            "client_assertion": hub.assertion(SCHOOL, client_id="invented-client"),
+        },
+    )
+    assert_error(answer, 401, "unauthenticated")
+
+
+def test_token_limits_are_configured_in_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_TOKEN_RATE_LIMIT_PER_MINUTE", "12")
+    monkeypatch.setenv("HUB_TOKEN_RATE_LIMIT_BURST", "4")
+    monkeypatch.setenv("HUB_TOKEN_ADDRESS_RATE_LIMIT_PER_MINUTE", "30")
+    monkeypatch.setenv("HUB_TOKEN_ADDRESS_RATE_LIMIT_BURST", "9")
+    limits = TokenRateLimits.from_settings(Settings())
+    assert (limits.per_client.rate, limits.per_client.burst) == (0.2, 4)
+    assert (limits.per_address.rate, limits.per_address.burst) == (0.5, 9)
+    monkeypatch.setenv("HUB_TOKEN_RATE_LIMIT_BURST", "0")
+    with pytest.raises(ValueError, match="token_rate_limit_burst"):
+        Settings()
+
+
+def test_address_buckets_group_an_ipv6_host_and_forget_refilled_ones() -> None:
+    assert address_key("2001:db8::1") == address_key("2001:db8::ffff:0:1")  # one /64
+    assert address_key("2001:db8::1") != address_key("2001:db8:0:1::1")
+    assert address_key("::ffff:192.0.2.1") == address_key("192.0.2.1")
+    assert address_key("192.0.2.1") != address_key("192.0.2.2")
+    ticks = Ticks()
+    limiter = RateLimiter(per_minute=60, burst=1, clock=ticks)
+    for n in range(1024):
+        limiter.take(f"address:{n}")
+    assert len(limiter) == 1024
+
+    ticks.now += 2  # every one of those buckets has refilled
+    limiter.take("address:new")
+
+    assert len(limiter) == 1
+    with pytest.raises(RateLimited):
+        limiter.take("address:new")
+
+
 def test_429_is_documented_for_every_authenticated_operation(hub: Hub) -> None:
     paths = hub.client.get("/openapi.json").json()["paths"]
     secured = [
@@ -115,7 +222,8 @@ def test_429_is_documented_for_every_authenticated_operation(hub: Hub) -> None:
         if op.get("security")
     ]
     assert len(secured) > 30
-    for method, path, op in secured:
+    token = paths["/v1/token"]["post"]
+    for method, path, op in [*secured, ("post", "/v1/token", token)]:
         assert "429" in op["responses"], (method, path)
         schema = op["responses"]["429"]["content"]["application/json"]["schema"]
         assert schema == {"$ref": "#/components/schemas/ErrorPublic"}

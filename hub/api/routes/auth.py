@@ -6,11 +6,16 @@ from typing import Annotated
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request
+from jose import JWTError, jwt
+from sqlmodel import Session
 
 from hub.api.deps import KeyRingDep, NowDep, SessionDep, SettingsDep
+from hub.api.errors import ErrorPublic
+from hub.api.ratelimit import TokenRateLimits
 from hub.errors import BadRequest
 from hub.schemas import LoginCreate, TokenPublic
 from hub.services import auth
+from hub.storage.models import ApiClient
 
 router = APIRouter(tags=["authentication"])
 
@@ -26,6 +31,30 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 FormDep = Annotated[dict[str, str], Depends(_form)]
+
+
+def _registered_client(session: Session, assertion: str) -> str | None:
+    """The active client the assertion names, read without checking its signature: only to
+    pick the rate-limit bucket, so nothing here is trusted beyond that."""
+    if not assertion or len(assertion) > auth.MAX_TOKEN_CHARS:
+        return None
+    try:
+        client_id = jwt.get_unverified_claims(assertion).get("iss")
+    except JWTError:
+        return None
+    if not isinstance(client_id, str) or not client_id:
+        return None
+    client = session.get(ApiClient, client_id)
+    return client_id if client is not None and client.active else None
+
+
+def _token_allowance(request: Request, form: FormDep, session: SessionDep) -> None:
+    """Spend one token request before the assertion's signature is checked (RateLimited)."""
+    limits: TokenRateLimits = request.app.state.token_rate_limits
+    limits.take(
+        registered_client=_registered_client(session, form.get("client_assertion", "")),
+        remote_host=request.client.host if request.client else None,
+    )
 
 
 # The form is parsed by hand (each field exactly once), so its schema is written out here for
@@ -55,7 +84,19 @@ _TOKEN_FORM = {
 }
 
 
-@router.post("/v1/token", response_model=TokenPublic, openapi_extra={"requestBody": _TOKEN_FORM})
+@router.post(
+    "/v1/token",
+    response_model=TokenPublic,
+    openapi_extra={"requestBody": _TOKEN_FORM},
+    dependencies=[Depends(_token_allowance)],
+    responses={
+        429: {
+            "model": ErrorPublic,
+            "description": "too many token requests from this client (or, for assertions "
+            "naming no registered client, from this address); retry after `Retry-After` seconds",
+        }
+    },
+)
 def token(
     form: FormDep, session: SessionDep, keyring: KeyRingDep, settings: SettingsDep, now: NowDep
 ) -> TokenPublic:
