@@ -2,7 +2,8 @@
 
 It answers ``POST /v1/cases/{case_id}/disclosures`` with the same body as the hub, and asks the
 same demo source systems, through the same connectors (``connectors.build_connector`` and
-``fetch_all``, built once per worker and reused, as the hub's registry does), for the same
+``fetch_all`` with one shared ``FetchPool``, built once per worker and reused, as the hub's
+registry does), for the same
 categories of the same subject. It does no token check, no policy decision, no
 pseudonymisation and no audit append: the difference between it and the hub is the price of
 those safeguards. It is a benchmark fixture, not part of the hub's API.
@@ -24,7 +25,14 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from connectors import Connector, SourceQuery, build_connector, fetch_all, load_connector_config
+from connectors import (
+    Connector,
+    FetchPool,
+    SourceQuery,
+    build_connector,
+    fetch_all,
+    load_connector_config,
+)
 
 # The hub's default (Settings.connector_timeout_seconds), so both wait for sources alike.
 FETCH_TIMEOUT_SECONDS = 5.0
@@ -45,6 +53,8 @@ def load_connectors(sources_dir: Path) -> dict[str, Connector]:
 
 def create_baseline_app(connectors: dict[str, Connector], local_ids: dict[str, str]) -> FastAPI:
     app = FastAPI(title="bench baseline", docs_url=None, redoc_url=None, openapi_url=None)
+    # One shared fan-out pool per worker with the hub's default bounds, as the hub's registry has.
+    pool = FetchPool()
 
     # A plain `def`, like the hub's handler: both run in the same worker thread pool.
     @app.post("/v1/cases/{case_id}/disclosures")
@@ -57,7 +67,7 @@ def create_baseline_app(connectors: dict[str, Connector], local_ids: dict[str, s
                     connector,
                     SourceQuery(local_id=local_ids[agency_id], categories=wanted),
                 )
-        results = fetch_all(requests, timeout=FETCH_TIMEOUT_SECONDS)
+        results = fetch_all(requests, timeout=FETCH_TIMEOUT_SECONDS, pool=pool)
         records: dict[str, list[dict[str, Any]]] = {c: [] for c in body.categories}
         for agency_id in sorted(results):
             for record in results[agency_id].records.records:

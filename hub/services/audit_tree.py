@@ -8,21 +8,68 @@ inclusion proof or a consistency proof then reads the O(log n) stored subtree ha
 
 from __future__ import annotations
 
-from collections import defaultdict
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, or_, select, text
+from sqlalchemy import Connection, TextClause, bindparam, select, text
 from sqlmodel import Session, col
 
 from hub.audit import merkle
 from hub.audit.merkle import NodeId
 from hub.audit.verifier import root_hash
 from hub.errors import BadRequest, VerificationError
-from hub.storage.models import AuditHead, AuditNode
+from hub.storage.models import AuditHead
 
 HEAD_ID = 1
+
+
+def _connection(session: Session | Connection) -> Connection:
+    # Statements go to the connection: the ORM's execution path costs more than the query.
+    return session.connection() if isinstance(session, Session) else session
+
+
+# Only placeholders are written into the text; every value is a parameter.
+_NODES_BY_KEY = "SELECT level, idx, digest FROM audit_node WHERE (level, idx) IN (VALUES {pairs})"
+_WITH_SIZE = " UNION ALL SELECT -1, size, NULL FROM audit_head WHERE id = :head"
+
+
+@functools.lru_cache(maxsize=256)
+def _nodes_statement(count: int, with_size: bool) -> TextClause:
+    """Read `count` (at least one) nodes by (level, idx), a primary-key lookup each, in one
+    statement of a fixed shape per count; with `with_size`, the cursor's size comes back too,
+    as a row of level -1."""
+    pairs = ", ".join(f"(:level_{n}, :idx_{n})" for n in range(count))
+    return text(_NODES_BY_KEY.format(pairs=pairs) + (_WITH_SIZE if with_size else ""))
+
+
+def _read(
+    session: Session | Connection, wanted: set[NodeId], *, with_size: bool
+) -> tuple[dict[NodeId, bytes], int | None]:
+    params: dict[str, int] = {"head": HEAD_ID} if with_size else {}
+    for n, node in enumerate(sorted(wanted)):
+        params[f"level_{n}"], params[f"idx_{n}"] = node.level, node.idx
+    found: dict[NodeId, bytes] = {}
+    size = None
+    for level, idx, digest in _connection(session).execute(
+        _nodes_statement(len(wanted), with_size), params
+    ):
+        if level < 0:
+            size = int(idx)
+        else:
+            found[NodeId(level, idx)] = bytes.fromhex(digest)
+    return found, size
+
+
+def _missing(wanted: set[NodeId], found: Mapping[NodeId, bytes]) -> None:
+    missing = wanted - found.keys()
+    if missing:
+        node = min(missing)
+        raise VerificationError(
+            f"tree node at level {node.level}, index {node.idx} is missing",
+            details={"level": node.level, "index": node.idx},
+        )
 
 
 def read_nodes(session: Session | Connection, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
@@ -34,26 +81,24 @@ def read_nodes(session: Session | Connection, ids: Iterable[NodeId]) -> dict[Nod
     wanted = set(ids)
     if not wanted:
         return {}
-    by_level: dict[int, list[int]] = defaultdict(list)
-    for node in wanted:
-        by_level[node.level].append(node.idx)
-    condition = or_(
-        *(
-            and_(col(AuditNode.level) == level, col(AuditNode.idx).in_(indexes))
-            for level, indexes in by_level.items()
-        )
-    )
-    rows = session.execute(
-        select(col(AuditNode.level), col(AuditNode.idx), col(AuditNode.digest)).where(condition)
-    ).all()
-    found = {NodeId(level, idx): bytes.fromhex(digest) for level, idx, digest in rows}
-    missing = wanted - found.keys()
-    if missing:
-        node = min(missing)
-        raise VerificationError(
-            f"tree node at level {node.level}, index {node.idx} is missing",
-            details={"level": node.level, "index": node.idx},
-        )
+    found, _ = _read(session, wanted, with_size=False)
+    _missing(wanted, found)
+    return found
+
+
+def _read_within(session: Session, ids: Iterable[NodeId], tree_size: int) -> dict[NodeId, bytes]:
+    """`read_nodes` after checking, in the same round trip, that the log has `tree_size`
+    leaves.
+
+    Raises BadRequest if the log is smaller, VerificationError if a node is missing.
+    """
+    wanted = set(ids)
+    if not wanted:
+        _check_tree_size(session, tree_size)
+        return {}
+    found, current = _read(session, wanted, with_size=True)
+    _check_size_against(current or 0, tree_size)
+    _missing(wanted, found)
     return found
 
 
@@ -182,7 +227,10 @@ def size(session: Session) -> int:
 
 
 def _check_tree_size(session: Session, tree_size: int) -> None:
-    current = size(session)
+    _check_size_against(size(session), tree_size)
+
+
+def _check_size_against(current: int, tree_size: int) -> None:
     if not 0 <= tree_size <= current:
         raise BadRequest(
             f"tree size must be between 0 and {current} (the log's size), got {tree_size}",
@@ -195,10 +243,11 @@ def root_at(session: Session, tree_size: int) -> bytes:
 
     Raises BadRequest if the log is smaller, VerificationError if a stored node is missing.
     """
-    _check_tree_size(session, tree_size)
-    if tree_size == 0:
+    if tree_size <= 0:
+        _check_tree_size(session, tree_size)
         return root_hash([])
-    return merkle.range_hash(0, tree_size, read_nodes(session, merkle.pieces(0, tree_size)))
+    pieces = merkle.pieces(0, tree_size)
+    return merkle.range_hash(0, tree_size, _read_within(session, pieces, tree_size))
 
 
 def leaf_at(session: Session, index: int) -> bytes:
@@ -206,9 +255,14 @@ def leaf_at(session: Session, index: int) -> bytes:
 
     Raises BadRequest if there is no such leaf, VerificationError if it is missing.
     """
-    if not 0 <= index < size(session):
+    if index < 0:
         raise BadRequest(f"no leaf {index} in the log", details={"index": index})
-    return read_nodes(session, [NodeId(0, index)])[NodeId(0, index)]
+    node = NodeId(0, index)
+    found, current = _read(session, {node}, with_size=True)
+    if index >= (current or 0):
+        raise BadRequest(f"no leaf {index} in the log", details={"index": index})
+    _missing({node}, found)
+    return found[node]
 
 
 def inclusion_proof(session: Session, *, index: int, tree_size: int) -> list[bytes]:
@@ -216,14 +270,14 @@ def inclusion_proof(session: Session, *, index: int, tree_size: int) -> list[byt
 
     Raises BadRequest if the tree size exceeds the log or the index is not below it.
     """
-    _check_tree_size(session, tree_size)
     if not 0 <= index < tree_size:
+        _check_tree_size(session, tree_size)
         raise BadRequest(
             f"leaf index must be between 0 and {tree_size - 1}, got {index}",
             details={"index": index, "tree_size": tree_size},
         )
     ranges = merkle.inclusion_ranges(index, tree_size)
-    nodes = read_nodes(session, merkle.needed(ranges))
+    nodes = _read_within(session, merkle.needed(ranges), tree_size)
     return [merkle.range_hash(start, end, nodes) for start, end in ranges]
 
 
@@ -232,12 +286,12 @@ def consistency_proof(session: Session, *, first: int, second: int) -> list[byte
 
     Raises BadRequest unless 0 <= first <= second <= the log's size.
     """
-    _check_tree_size(session, second)
     if not 0 <= first <= second:
+        _check_tree_size(session, second)
         raise BadRequest(
             f"first tree size must be between 0 and {second}, got {first}",
             details={"first": first, "second": second},
         )
     ranges = merkle.consistency_ranges(first, second)
-    nodes = read_nodes(session, merkle.needed(ranges))
+    nodes = _read_within(session, merkle.needed(ranges), second)
     return [merkle.range_hash(start, end, nodes) for start, end in ranges]

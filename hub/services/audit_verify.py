@@ -33,6 +33,7 @@ from sqlmodel import Session, col, func
 from hub.audit.verifier import (
     CHAIN_PREFIX,
     GENESIS_HASH,
+    HASH_SIZE,
     LEAF_PREFIX,
     NODE_PREFIX,
     Checkpoint,
@@ -223,21 +224,25 @@ def _sqlite_times(joined: str, n: int) -> str | None:
 
 # The tree nodes a batch completes, level by level (the order the fast pass computes them in),
 # each level's read through the primary key in index order, so nothing is sorted: how many,
-# how many are not where their tree size says or hold a digest that is not 64 characters
-# long, and their digests joined. A last row counts every node the batch's tree sizes name,
-# so no stray node hides outside the levels read.
+# whether every one is stored under the tree size its place gives, and their digests joined by
+# commas. A last row counts every node stored under the batch's tree sizes, so no stray node
+# hides outside the levels read.
 _LEVEL = (
-    "SELECT {level}, count(*), coalesce(sum(CASE WHEN complete_at = ({idx} + 1) * {size} "
-    "AND length(digest) = 64 THEN 0 ELSE 1 END), 0), {join} FROM (SELECT idx, complete_at, "
-    "digest FROM audit_node WHERE level = {level} AND idx >= {p} AND idx < {p} ORDER BY idx) "
-    "AS level_{level}"
+    "SELECT {level}, count(*), {every}(complete_at = ({idx} + 1) * {size}), {join} "
+    "FROM (SELECT idx, complete_at, digest FROM audit_node WHERE level = {level} "
+    "AND idx >= {p} AND idx < {p} ORDER BY idx) AS level_{level}"
 )
 _ALL_NODES = (
-    "SELECT -1, count(*), 0, '' FROM audit_node WHERE complete_at > {p} AND complete_at <= {p}"
+    "SELECT -1, count(*), NULL, NULL FROM audit_node WHERE complete_at > {p} AND complete_at <= {p}"
 )
 _DIALECT = {
-    "sqlite": {"idx": "idx", "join": "group_concat(digest, '')", "p": "?"},
-    "postgresql": {"idx": "idx::bigint", "join": "string_agg(digest, '')", "p": "%s"},
+    "sqlite": {"every": "min", "idx": "idx", "join": "group_concat(digest, ',')", "p": "?"},
+    "postgresql": {
+        "every": "bool_and",
+        "idx": "idx::bigint",
+        "join": "string_agg(digest, ',')",
+        "p": "%s",
+    },
 }
 
 
@@ -246,12 +251,7 @@ def _nodes_statement(dialect: str, levels: int) -> str:
     # Only level numbers (and their powers of two) are written into the text; the index
     # ranges are parameters.
     words = _DIALECT[dialect]
-    parts = [
-        _LEVEL.format(
-            level=level, size=1 << level, idx=words["idx"], join=words["join"], p=words["p"]
-        )
-        for level in range(levels)
-    ]
+    parts = [_LEVEL.format(level=level, size=1 << level, **words) for level in range(levels)]
     parts.append(_ALL_NODES.format(p=words["p"]))
     return " UNION ALL ".join(parts)
 
@@ -279,7 +279,7 @@ class _Chunk:
     first: int
     last: int
     columns: tuple[str, str, str, str, str]  # at, kind, body, prev_hash, entry_hash
-    levels: list[tuple[int, int, str]]  # per level: nodes, misplaced nodes, digests joined
+    levels: list[tuple[int, bool, str]]  # per level: nodes, all in place, digests joined
     nodes: int  # every node whose tree size is in the batch
 
 
@@ -310,7 +310,7 @@ def _read_chunk(connection: Connection, after: int, limit: int) -> _Chunk | None
         last=last,
         columns=tuple(value or "" for value in columns),  # type: ignore[arg-type]
         levels=[
-            (int(by_level[level][1]), int(by_level[level][2]), by_level[level][3] or "")
+            (int(by_level[level][1]), bool(by_level[level][2]), by_level[level][3] or "")
             for level in range(levels)
         ],
         nodes=int(by_level[-1][1]),
@@ -378,35 +378,41 @@ def _fast_chunk(
     # Sequence numbers are the key: unique, so the smallest and largest fix all of them.
     if chunk.first != size + 1 or chunk.last != size + n:
         return None
-    times, *rest = chunk.columns
+    times, kinds, bodies, prevs, links = chunk.columns
     if sqlite:
         rewritten = _sqlite_times(times, n)
         if rewritten is None:
             return None
         times = rewritten
-    ats, kinds, bodies, prevs, links = (column.split(SEPARATOR) for column in (times, *rest))
-    if not len(ats) == len(kinds) == len(bodies) == len(prevs) == n:
+    ats, kinds_, bodies_ = times.split(SEPARATOR), kinds.split(SEPARATOR), bodies.split(SEPARATOR)
+    previous = prevs.encode().split(SEPARATOR.encode())
+    if not len(ats) == len(kinds_) == len(bodies_) == len(previous) == n:
         return None  # a value held the separator
-    # The entry encoding of `entry_bytes`, and the chain link over the stored previous link;
-    # every stored previous link is then checked to be the link computed before it.
+    # The entry encoding of `entry_bytes`, and the chain link over the stored previous link.
     data = [
         f'{{"at":{encode(at)},"body":{encode(body)},"kind":{encode(kind)},"seq":{seq}}}'.encode()
         for seq, at, kind, body in zip(
-            range(size + 1, size + n + 1), ats, kinds, bodies, strict=True
+            range(size + 1, size + n + 1), ats, kinds_, bodies_, strict=True
         )
     ]
-    computed = [
-        sha256(CHAIN_PREFIX + prev.encode() + entry).hexdigest()
-        for prev, entry in zip(prevs, data, strict=True)
-    ]
-    if computed != links or prevs[0] != walk.prev_hash or prevs[1:] != computed[:-1]:
+    chain = b"".join(
+        [
+            sha256(CHAIN_PREFIX + prev + entry).digest()
+            for prev, entry in zip(previous, data, strict=True)
+        ]
+    ).hex(SEPARATOR, HASH_SIZE)
+    # Every link is the one computed, so each is 64 characters long; the stored previous links
+    # must then be the last link before the batch followed by every link but the batch's last.
+    if chain != links or prevs != f"{walk.prev_hash}{SEPARATOR}{links}"[: len(links)]:
         return None
     tree = _Levels(walk.frontier, [sha256(LEAF_PREFIX + entry).digest() for entry in data])
     made = [level for level in tree.levels if level]
     if chunk.nodes != sum(map(len, made)) or len(made) != len(chunk.levels):
         return None
-    for computed_level, (stored, misplaced, digests) in zip(made, chunk.levels, strict=True):
-        if stored != len(computed_level) or misplaced or b"".join(computed_level).hex() != digests:
+    for computed_level, (stored, in_place, digests) in zip(made, chunk.levels, strict=True):
+        # Joined with separators, equal strings mean equal digests one by one.
+        joined = b"".join(computed_level).hex(",", HASH_SIZE)
+        if stored != len(computed_level) or not in_place or joined != digests:
             return None
     next_anchor, last_good = walk.next_anchor, walk.last_good
     while next_anchor < len(anchors) and anchors[next_anchor].tree_size <= chunk.last:
@@ -416,7 +422,7 @@ def _fast_chunk(
         last_good = anchor.tree_size
         next_anchor += 1
     end = size + n
-    return _Walk(Frontier(end, tree.pieces(end)), computed[-1], next_anchor, last_good)
+    return _Walk(Frontier(end, tree.pieces(end)), links[-64:], next_anchor, last_good)
 
 
 def _careful_batch(

@@ -24,16 +24,17 @@ __all__ = ["WRONG_CREDENTIALS", "check_password"]
 WRONG_CREDENTIALS = "username or password is wrong"
 
 
-def _account(keyring: KeyRing, username: str) -> str:
+def _accounts(keyring: KeyRing, username: str) -> list[str]:
     # A keyed hash of whatever was typed: a password typed into the name field is never kept.
-    return keyring.blind_index(kind="web_sign_in_account", value=username)
+    # Under every blind-index key held, newest first, so a key rotation does not wipe the count.
+    return list(keyring.blind_indexes(kind="web_sign_in_account", value=username).values())
 
 
-def _recent_failures(*, session: Session, account: str, since: datetime) -> int:
+def _recent_failures(*, session: Session, accounts: list[str], since: datetime) -> int:
     found = session.exec(
         select(func.count())
         .select_from(SignInFailure)
-        .where(SignInFailure.account_hash == account, col(SignInFailure.at) > since)
+        .where(col(SignInFailure.account_hash).in_(accounts), col(SignInFailure.at) > since)
     ).one()
     return int(found)
 
@@ -53,23 +54,23 @@ def check_password(
     Unauthenticated with one message for a wrong name or password and for a locked account
     (attempts made while locked count too, so the lock lasts until the window has been quiet).
     """
-    account = _account(keyring, username)
+    accounts = _accounts(keyring, username)
     window_start = now - timedelta(seconds=settings.sign_in_lockout_seconds)
     # The attempt is recorded as a failure before the password is checked, and forgotten only
     # if it succeeds: attempts made in parallel all count, so a burst cannot slip more than
     # the allowed number of guesses past the lockout.
     session.exec(
         delete(SignInFailure).where(
-            col(SignInFailure.account_hash) == account, col(SignInFailure.at) <= window_start
+            col(SignInFailure.account_hash).in_(accounts), col(SignInFailure.at) <= window_start
         )
     )
-    session.add(SignInFailure(account_hash=account, at=now))
+    session.add(SignInFailure(account_hash=accounts[0], at=now))
     session.commit()
     if (
-        _recent_failures(session=session, account=account, since=window_start)
+        _recent_failures(session=session, accounts=accounts, since=window_start)
         > settings.sign_in_max_failures
     ):
         raise Unauthenticated(WRONG_CREDENTIALS)
     user = authenticate_user(session=session, username=username, password=password)
-    session.exec(delete(SignInFailure).where(col(SignInFailure.account_hash) == account))
+    session.exec(delete(SignInFailure).where(col(SignInFailure.account_hash).in_(accounts)))
     return user

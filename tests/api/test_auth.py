@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlmodel import select
 
 from hub.services.auth import verification_key
 from hub.storage.models import User
+from keys import KeyRing
 from tests.api.conftest import POLICE, SCHOOL, Hub
 
 
@@ -175,6 +177,33 @@ def test_people_log_in_with_argon2_hashed_passwords(hub: Hub) -> None:
 
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json() == unknown.json()  # never says which part was wrong
+
+
+def test_failed_sign_ins_still_count_after_a_blind_index_key_rotation(hub: Hub) -> None:
+    # Account names are counted under a keyed hash; rotating that key must not wipe the count.
+    password = hub.users["coordinator"]["password"]
+    for _ in range(hub.settings.sign_in_max_failures - 1):
+        wrong = hub.client.post(
+            "/v1/login", json={"username": "coordinator", "password": "not-the-password"}
+        )
+        assert wrong.status_code == 401
+    assert hub.settings.master_key is not None
+    KeyRing.rotate(
+        hub.settings.keystore_path,
+        master_key=base64.b64decode(hub.settings.master_key.get_secret_value()),
+        purpose="blind-index",
+        now=hub.state.clock(),
+    )
+    hub.state.keyring.refresh()  # as the serving hub does before its next subject lookup
+    last = hub.client.post(
+        "/v1/login", json={"username": "coordinator", "password": "not-the-password"}
+    )
+    assert last.status_code == 401
+
+    locked = hub.client.post("/v1/login", json={"username": "coordinator", "password": password})
+
+    assert locked.status_code == 401
+    assert "access_token" not in locked.text
 
 
 def test_script_logins_share_the_lockout_of_the_web_sign_in(hub: Hub) -> None:

@@ -248,6 +248,74 @@ def test_an_altered_tree_node_is_named(log: Engine, signer: CheckpointSigner) ->
     _fails(log, signer, r"^tree node over entries 5..8 does not match them")
 
 
+def test_a_tree_node_filed_under_another_tree_size_is_named(
+    log: Engine, signer: CheckpointSigner
+) -> None:
+    # Same level, index and digest: only the tree size it is stored under moved.
+    tamper(log, "UPDATE audit_node SET complete_at = 8 WHERE level = 0 AND idx = 6")
+    _fails(log, signer, r"^entry 7: its tree node at level 0 is missing")
+
+
+def test_a_stray_tree_node_is_named(log: Engine, signer: CheckpointSigner) -> None:
+    tamper(
+        log,
+        f"INSERT INTO audit_node (level, idx, digest, complete_at) VALUES (5, 0, '{'0' * 64}', 7)",
+    )
+    _fails(log, signer, r"^entry 7: the tree has an extra node at level 5")
+
+
+def test_digests_shifted_between_two_tree_nodes_are_named(
+    log: Engine, signer: CheckpointSigner
+) -> None:
+    # Joined, the two digests read the same; each alone is wrong.
+    if log.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL refuses a digest longer than 64 characters")
+    with log.connect() as conn:
+        first, second = (
+            conn.execute(
+                text("SELECT digest FROM audit_node WHERE level = 0 AND idx = :idx"), {"idx": idx}
+            ).scalar_one()
+            for idx in (1, 2)
+        )
+    tamper(
+        log,
+        [
+            (
+                "UPDATE audit_node SET digest = :digest WHERE level = 0 AND idx = :idx",
+                {"digest": digest, "idx": idx},
+            )
+            for idx, digest in ((1, first + second[:1]), (2, second[1:]))
+        ],
+    )
+    _fails(log, signer, r"^entry 2 does not match its leaf in the tree")
+
+
+def test_an_entry_holding_a_control_character_is_named(
+    log: Engine, signer: CheckpointSigner
+) -> None:
+    tamper(
+        log,
+        [
+            (
+                "UPDATE audit_entry SET kind = :kind WHERE seq = 6",
+                {"kind": "disclosure\x1fdisclosure"},
+            )
+        ],
+    )
+    _fails(log, signer, r"^entry 6 has been altered")
+
+
+def test_a_whole_log_read_in_one_batch_verifies_and_a_change_is_named(
+    log: Engine, signer: CheckpointSigner
+) -> None:
+    with Session(log) as session:
+        report = audit.verify(session=session, keys=[signer.verifier_key], batch=1000)
+    assert (report.entries, report.checkpoints) == (SIZE, 3)
+    tamper(log, "UPDATE audit_entry SET body = replace(body, 'allow', 'deny') WHERE seq = 11")
+    with Session(log) as session, pytest.raises(VerificationError, match=r"^entry 11 has been"):
+        audit.verify(session=session, keys=[signer.verifier_key], batch=1000)
+
+
 def test_an_altered_checkpoint_row_is_named(log: Engine, signer: CheckpointSigner) -> None:
     tamper(log, f"UPDATE audit_checkpoint SET root_hash = '{'0' * 64}' WHERE tree_size = 9")
     _fails(log, signer, r"^checkpoint at tree size 9 was altered")
