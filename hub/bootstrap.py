@@ -45,7 +45,8 @@ def initialise(settings: Settings) -> Opened:
     keyring = KeyRing.open_or_create(
         settings.keystore_path, master_key=_master_key(settings, create=True)
     )
-    engine = make_engine(settings.resolved_database_url)
+    # Migrations may take long on a big database; they run without a statement timeout.
+    engine = make_engine(settings.resolved_database_url, statement_timeout=0)
     create_schema(engine)
     return Opened(keyring=keyring, engine=engine)
 
@@ -56,4 +57,8 @@ def open_existing(settings: Settings) -> Opened:
     Raises keys.MasterKeyError or keys.KeyStoreError when the keyring cannot be opened.
     """
     keyring = KeyRing.open(settings.keystore_path, master_key=_master_key(settings, create=False))
-    return Opened(keyring=keyring, engine=make_engine(settings.resolved_database_url))
+    engine = make_engine(
+        settings.resolved_database_url,
+        statement_timeout=settings.database_statement_timeout_seconds,
+    )
+    return Opened(keyring=keyring, engine=engine)

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     audit_checkpoint_every: int = Field(default=1000, ge=1, le=1_000_000)
     audit_checkpoint_seconds: float = Field(default=60.0, ge=0.1, le=86_400)
     demo_sources_port: int = 8101
+    # How long one database statement may run or wait for a lock before it fails (0: no
+    # limit). Serving and the CLI's batched work use it; schema migrations run without it.
+    database_statement_timeout_seconds: float = Field(default=10.0, ge=0, le=86_400)
     # How long after a pseudonym-root rotation an agency can still turn an old pseudonym into
     # its current form (GET /v1/pseudonyms/{pseudonym}/current).
     pseudonym_grace_days: int = Field(default=180, ge=0)

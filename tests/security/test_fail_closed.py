@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from hub.api.app import state_from_settings
 from hub.policy import EmbeddedPolicyEngine, PolicyEngine, RemoteOpaPolicyEngine
 from hub.services.sources import ConnectorRegistry
+from hub.storage.db import make_engine
 from hub.storage.models import Agency, AuditEntry
 from keys import KeysError
 from tests.api.conftest import SCHOOL, SOCIAL, Hub
@@ -402,3 +403,34 @@ def test_an_unreadable_key_store_refuses_tokens_it_cannot_check(hub: Hub) -> Non
     token = hub.token_response(hub.assertion(SCHOOL))
     assert token.status_code == 503, token.text
     assert token.json()["error"]["code"] == "keys_unavailable"
+
+
+def test_a_request_stuck_behind_a_database_lock_gives_up_with_503(make_hub: MakeHub) -> None:
+    writable = make_hub()
+    case_id = ready_case(writable)
+    school = writable.agency_headers(SCHOOL)
+    before = len(entries(writable))
+    url = writable.settings.resolved_database_url
+    hub = make_hub(engine=make_engine(url, statement_timeout=0.5))
+    # Another session holds the write lock (SQLite) or the log's head row (PostgreSQL) and
+    # never lets go while the request runs.
+    holder = make_engine(url).connect()
+    try:
+        if holder.dialect.name == "sqlite":
+            holder.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            holder.exec_driver_sql("BEGIN")
+            holder.exec_driver_sql("SELECT size FROM audit_head FOR UPDATE")
+        response = hub.client.post(
+            f"/v1/cases/{case_id}/disclosures",
+            headers=school,
+            json={"purpose": "risk_assessment", "categories": BOTH},
+        )
+    finally:
+        holder.rollback()
+        holder.close()
+
+    assert response.status_code == 503, response.text
+    assert set(response.json()) == {"error"}
+    assert "records" not in response.text
+    assert len(entries(writable)) == before
