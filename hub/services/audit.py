@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +24,7 @@ from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, func, select
 
+from hub.audit.merkle import NodeId
 from hub.audit.notes import CheckpointSigner
 from hub.audit.verifier import GENESIS_HASH, VerifierKey, chain_hash, entry_bytes, leaf_hash
 from hub.errors import AuditUnavailable
@@ -114,45 +115,61 @@ def advance_head(connection: Connection, by: int) -> tuple[int, str]:
 
 @dataclass(frozen=True)
 class Written:
-    """What one `write_entries` call added: its entries, and the edge of the grown tree."""
+    """What one `write_entries` call added: its entries, the edge of the grown tree, and the
+    node hashes it used or made (every root from before the batch to its end)."""
 
     entries: list[AuditEntry]
     edge: audit_tree.Edge
+    nodes: Mapping[NodeId, bytes]
+
+    @property
+    def chain_head(self) -> str:
+        return self.entries[-1].entry_hash
+
+    def root(self, tree_size: int) -> bytes | None:
+        """The tree hash at `tree_size` (up to the batch's end) from memory, or None."""
+        return audit_tree.root_from(self.nodes, tree_size)
 
 
-def write_entries(
-    connection: Connection, pending: Sequence[Pending], *, known: audit_tree.Edge | None = None
-) -> Written:
-    """Give `pending` the next sequence numbers, in order, and write them, their chain links,
-    their tree nodes and the new cursor, inside the caller's transaction.
+@dataclass(frozen=True)
+class _Batch:
+    """A batch laid out at its place in the log, ready to write."""
 
-    `known` is the edge a previous call returned: when no one has appended since (the cursor
-    says so), the tree's subtrees are not read again. Nothing is durable until the caller
-    commits. Raises ValueError for an empty batch, AuditUnavailable if the cursor is missing,
-    VerificationError if a stored tree node the new ones need is missing; database errors
-    propagate.
-    """
-    if not pending:
-        raise ValueError("nothing to append")
-    # `model_construct` below skips the step that sets up the ORM's mappings on first use.
-    configure_mappers()
-    size, prev_hash = advance_head(connection, len(pending))
-    first = size - len(pending) + 1
+    entries: list[AuditEntry]
+    rows: list[dict[str, Any]]
+    nodes: list[dict[str, Any]]
+    edge: audit_tree.Edge
+    hashes: dict[NodeId, bytes]
+    chain_head: str
+
+    def written(self) -> Written:
+        return Written(entries=self.entries, edge=self.edge, nodes=self.hashes)
+
+
+def _lay_out(
+    connection: Connection,
+    pending: Sequence[Pending],
+    *,
+    first: int,
+    prev_hash: str,
+    known: audit_tree.Edge | None,
+) -> _Batch:
     entries: list[AuditEntry] = []
     leaves: list[bytes] = []
     rows: list[dict[str, Any]] = []
     for seq, item in enumerate(pending, start=first):
         data = entry_bytes(seq=seq, kind=item.kind, at=rfc3339(item.at), body=item.body)
         link = chain_hash(prev_hash=prev_hash, entry=data)
-        row = {
-            "seq": seq,
-            "at": item.at,
-            "kind": item.kind,
-            "body": item.body,
-            "prev_hash": prev_hash,
-            "entry_hash": link,
-        }
-        rows.append(row)
+        rows.append(
+            {
+                "seq": seq,
+                "at": item.at,
+                "kind": item.kind,
+                "body": item.body,
+                "prev_hash": prev_hash,
+                "entry_hash": link,
+            }
+        )
         # Built without validation: every field was computed just above, and validating
         # costs more than the rest of the append.
         entries.append(
@@ -167,23 +184,86 @@ def write_entries(
         )
         leaves.append(leaf_hash(data))
         prev_hash = link
-    nodes, edge = audit_tree.hash_leaves(connection, first=first - 1, leaves=leaves, known=known)
-    if connection.dialect.name == "postgresql":
-        _write_in_one_statement(connection, rows, nodes, prev_hash)
+    nodes, edge, hashes = audit_tree.hash_leaves(
+        connection, first=first - 1, leaves=leaves, known=known
+    )
+    return _Batch(entries, rows, nodes, edge, hashes, prev_hash)
+
+
+def write_entries(
+    connection: Connection,
+    pending: Sequence[Pending],
+    *,
+    known: audit_tree.Edge | None = None,
+    chain_head: str | None = None,
+) -> Written:
+    """Give `pending` the next sequence numbers, in order, and write them, their chain links,
+    their tree nodes and the new cursor, inside the caller's transaction.
+
+    `known` and `chain_head` are the edge and chain head a previous call returned: when no one
+    has appended since (the cursor says so), the tree's subtrees are not read again, and on
+    PostgreSQL the whole batch goes in one statement that moves the cursor only if it is still
+    where they say. Nothing is durable until the caller commits. Raises ValueError for an
+    empty batch, AuditUnavailable if the cursor is missing, VerificationError if a stored tree
+    node the new ones need is missing; database errors propagate.
+    """
+    if not pending:
+        raise ValueError("nothing to append")
+    # `model_construct` below skips the step that sets up the ORM's mappings on first use.
+    configure_mappers()
+    postgresql = connection.dialect.name == "postgresql"
+    if postgresql and known is not None and chain_head is not None:
+        batch = _lay_out(
+            connection, pending, first=known.size + 1, prev_hash=chain_head, known=known
+        )
+        if _write_if_head_is(connection, batch, size=known.size, chain_head=chain_head):
+            return batch.written()
+        # Another process appended since: take the cursor's lock and lay the batch out again.
+    size, prev_hash = advance_head(connection, len(pending))
+    batch = _lay_out(
+        connection, pending, first=size - len(pending) + 1, prev_hash=prev_hash, known=known
+    )
+    if postgresql:
+        _write_in_one_statement(connection, batch.rows, batch.nodes, batch.chain_head)
     else:
-        connection.execute(_INSERT_ENTRY, rows)
-        connection.execute(audit_tree.INSERT_NODE, nodes)
-        connection.execute(_SET_CHAIN_HEAD, {"chain_hash": prev_hash, "id": audit_tree.HEAD_ID})
-    return Written(entries=entries, edge=edge)
+        connection.execute(_INSERT_ENTRY, batch.rows)
+        connection.execute(audit_tree.INSERT_NODE, batch.nodes)
+        connection.execute(
+            _SET_CHAIN_HEAD, {"chain_hash": batch.chain_head, "id": audit_tree.HEAD_ID}
+        )
+    return batch.written()
 
 
 _ENTRY_COLUMNS = ("seq", "at", "kind", "body", "prev_hash", "entry_hash")
+_NODE_COLUMNS = ("level", "idx", "digest", "complete_at")
 _ONE_STATEMENT = (
     "WITH new_entries AS (INSERT INTO audit_entry (seq, at, kind, body, prev_hash, entry_hash) "
     "VALUES {entries}), new_nodes AS (INSERT INTO audit_node (level, idx, digest, complete_at) "
     "VALUES {nodes}) UPDATE audit_head SET chain_hash = %s WHERE id = %s"
 )
-_NODE_COLUMNS = ("level", "idx", "digest", "complete_at")
+# The same, moving the cursor too, but only if it is where the writer last left it: the rows
+# go in only when the cursor moved (0 rows back means another process appended meanwhile and
+# nothing was written). Under the cursor row's lock, like `advance_head`.
+_IF_HEAD_IS = (
+    "WITH head AS (UPDATE audit_head SET size = size + %s, chain_hash = %s "
+    "WHERE id = %s AND size = %s AND chain_hash = %s RETURNING size), "
+    "new_entries AS (INSERT INTO audit_entry (seq, at, kind, body, prev_hash, entry_hash) "
+    "SELECT * FROM (VALUES {entries}) AS rows WHERE EXISTS (SELECT FROM head)), "
+    "new_nodes AS (INSERT INTO audit_node (level, idx, digest, complete_at) "
+    "SELECT * FROM (VALUES {nodes}) AS rows WHERE EXISTS (SELECT FROM head)) "
+    "SELECT size FROM head"
+)
+
+
+def _values(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], typed: Sequence[str] = ()
+) -> tuple[str, list[Any]]:
+    # Only placeholders go into the text; every value is a parameter.
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    if typed:
+        row = "(" + ", ".join(f"%s::{kind}" for kind in typed) + ")"
+    params = [values[column] for values in rows for column in columns]
+    return ", ".join([row] * len(rows)), params
 
 
 def _write_in_one_statement(
@@ -193,15 +273,33 @@ def _write_in_one_statement(
     chain_head: str,
 ) -> None:
     # PostgreSQL runs data-modifying WITH clauses as one statement: entries, nodes and the
-    # chain head travel in one round trip instead of three. The text holds only constant
-    # column names and placeholders; every value is a parameter.
-    entry_values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(entries))
-    node_values = ", ".join(["(%s, %s, %s, %s)"] * len(nodes))
+    # chain head travel in one round trip instead of three.
+    entry_values, entry_params = _values(entries, _ENTRY_COLUMNS)
+    node_values, node_params = _values(nodes, _NODE_COLUMNS)
     statement = _ONE_STATEMENT.format(entries=entry_values, nodes=node_values)
-    params: list[Any] = [row[column] for row in entries for column in _ENTRY_COLUMNS]
-    params += [row[column] for row in nodes for column in _NODE_COLUMNS]
-    params += [chain_head, audit_tree.HEAD_ID]
+    params = [*entry_params, *node_params, chain_head, audit_tree.HEAD_ID]
     connection.exec_driver_sql(statement, tuple(params))
+
+
+# VALUES in a SELECT does not take its column types from the table, so they are spelled out.
+_ENTRY_TYPES = ("bigint", "timestamptz", "text", "text", "text", "text")
+_NODE_TYPES = ("int", "bigint", "text", "bigint")
+
+
+def _write_if_head_is(connection: Connection, batch: _Batch, *, size: int, chain_head: str) -> bool:
+    entry_values, entry_params = _values(batch.rows, _ENTRY_COLUMNS, _ENTRY_TYPES)
+    node_values, node_params = _values(batch.nodes, _NODE_COLUMNS, _NODE_TYPES)
+    statement = _IF_HEAD_IS.format(entries=entry_values, nodes=node_values)
+    params = [
+        len(batch.rows),
+        batch.chain_head,
+        audit_tree.HEAD_ID,
+        size,
+        chain_head,
+        *entry_params,
+        *node_params,
+    ]
+    return connection.exec_driver_sql(statement, tuple(params)).first() is not None
 
 
 def append(

@@ -127,29 +127,35 @@ def make(
 # Both backends accept this upsert form; a size already signed (by another worker) is kept.
 _STORE = text(
     "INSERT INTO audit_checkpoint (tree_size, root_hash, note, made_at) "
-    "VALUES (:tree_size, :root_hash, :note, :made_at) ON CONFLICT (tree_size) DO NOTHING"
+    "VALUES (:tree_size, :root_hash, :note, :made_at) ON CONFLICT (tree_size) DO NOTHING "
+    "RETURNING tree_size"
 ).bindparams(bindparam("made_at", type_=UTCDateTime()))
 
 
 def store(
-    connection: Connection, *, signer: CheckpointSigner, tree_size: int, now: datetime
-) -> None:
+    connection: Connection,
+    *,
+    signer: CheckpointSigner,
+    tree_size: int,
+    now: datetime,
+    root: bytes | None = None,
+) -> str | None:
     """Sign the tree of `tree_size` leaves as the caller's transaction sees it (an appender's
     own new entries included) and add the checkpoint to that transaction, unless one of that
-    size is already stored.
+    size is already stored. `root` is that tree's hash when the caller has just computed it
+    from the nodes it wrote (the group-commit writer); else it is read from the stored tree.
+    Returns the note if this call stored it, None if that size was already signed.
 
     Raises VerificationError if a stored tree node is missing.
     """
-    root = audit_tree.root_on(connection, tree_size)
-    connection.execute(
+    if root is None:
+        root = audit_tree.root_on(connection, tree_size)
+    note = signer.checkpoint(tree_size=tree_size, root=root)
+    stored = connection.execute(
         _STORE,
-        {
-            "tree_size": tree_size,
-            "root_hash": root.hex(),
-            "note": signer.checkpoint(tree_size=tree_size, root=root),
-            "made_at": now,
-        },
-    )
+        {"tree_size": tree_size, "root_hash": root.hex(), "note": note, "made_at": now},
+    ).first()
+    return note if stored is not None else None
 
 
 def periodic_sizes(*, after: int, upto: int, every: int) -> range:

@@ -31,7 +31,10 @@ def _connection(session: Session | Connection) -> Connection:
 
 
 # Only placeholders are written into the text; every value is a parameter.
-_NODES_BY_KEY = "SELECT level, idx, digest FROM audit_node WHERE (level, idx) IN (VALUES {pairs})"
+_NODES_BY_KEY = (
+    "SELECT level, idx, digest FROM (VALUES {pairs}) AS wanted "
+    "JOIN audit_node ON level = wanted.column1 AND idx = wanted.column2"
+)
 _WITH_SIZE = " UNION ALL SELECT -1, size, NULL FROM audit_head WHERE id = :head"
 
 
@@ -151,11 +154,12 @@ class Edge:
 
 def hash_leaves(
     connection: Connection, *, first: int, leaves: Sequence[bytes], known: Edge | None = None
-) -> tuple[list[dict[str, Any]], Edge]:
+) -> tuple[list[dict[str, Any]], Edge, dict[NodeId, bytes]]:
     """The rows of leaves `first`, `first + 1`, ... and of every subtree hash they complete,
-    and the edge of the grown tree. The subtrees from before come from `known` when it is the
-    edge of a tree of `first` leaves (no query), else from one query in the caller's
-    transaction.
+    the edge of the grown tree, and every node hash used or made (enough for the root of any
+    size from `first` to the grown tree's, see `root_from`). The subtrees from before come
+    from `known` when it is the edge of a tree of `first` leaves (no query), else from one
+    query in the caller's transaction.
 
     Raises VerificationError if a stored node they need is missing.
     """
@@ -184,7 +188,18 @@ def hash_leaves(
                 }
             )
     edge = {node: nodes[node] for node in merkle.pieces(0, end)} if end else {}
-    return rows, Edge(size=end, nodes=edge)
+    return rows, Edge(size=end, nodes=edge), nodes
+
+
+def root_from(nodes: Mapping[NodeId, bytes], tree_size: int) -> bytes | None:
+    """The tree hash of the first `tree_size` leaves from nodes in memory (as `hash_leaves`
+    returns them), or None if one of its pieces is not among them."""
+    if tree_size == 0:
+        return root_hash([])
+    pieces = merkle.pieces(0, tree_size)
+    if not all(piece in nodes for piece in pieces):
+        return None
+    return merkle.range_hash(0, tree_size, nodes)
 
 
 def add_leaves(connection: Connection, *, first: int, leaves: Sequence[bytes]) -> None:
@@ -193,7 +208,7 @@ def add_leaves(connection: Connection, *, first: int, leaves: Sequence[bytes]) -
 
     Raises VerificationError if a left sibling the new hashes need is missing.
     """
-    rows, _ = hash_leaves(connection, first=first, leaves=leaves)
+    rows, _, _ = hash_leaves(connection, first=first, leaves=leaves)
     if rows:
         connection.execute(INSERT_NODE, rows)
 

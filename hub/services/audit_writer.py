@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 from sqlmodel import Session, col
 
+from hub.audit import merkle
 from hub.audit.notes import CheckpointSigner
 from hub.config import Settings
 from hub.errors import AuditUnavailable
@@ -42,7 +43,14 @@ from hub.services import audit, audit_checkpoints, audit_tree
 from hub.storage.models import AuditCheckpoint, AuditEntry
 from keys import KeyRing
 
-__all__ = ["AuditWriter", "close_for", "for_session", "writer_for"]
+__all__ = [
+    "AuditWriter",
+    "ReceiptMaterial",
+    "close_for",
+    "for_session",
+    "handed_over",
+    "writer_for",
+]
 
 log = logging.getLogger("hub.audit")
 
@@ -59,6 +67,17 @@ GATHER_SECONDS = 0.002
 
 def _system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ReceiptMaterial:
+    """What a receipt needs beyond its entry, from the batch that wrote the entry: the
+    checkpoint that batch signed and stored at its end, and the entry's inclusion proof into
+    it, both from the nodes the batch had in memory."""
+
+    tree_size: int
+    note: str
+    proof: list[bytes]
 
 
 @dataclass(frozen=True)
@@ -115,6 +134,10 @@ class AuditWriter:
         self._next_timed_check = 0.0
         self._last_batch = 0
         self._edge: audit_tree.Edge | None = None
+        self._chain_head: str | None = None
+        # Receipt material of committed entries whose requests asked for a checkpoint, until
+        # they take it; bounded, so a request that never asks cannot make it grow.
+        self._receipts: dict[int, ReceiptMaterial] = {}
 
     # --- the requests' side ------------------------------------------------------------------
 
@@ -276,15 +299,21 @@ class AuditWriter:
             connection = self._connect()
             with connection.begin():
                 written = audit.write_entries(
-                    connection, [r.pending for r in batch], known=self._edge
+                    connection,
+                    [r.pending for r in batch],
+                    known=self._edge,
+                    chain_head=self._chain_head,
                 )
                 entries = written.entries
+                receipts: dict[int, ReceiptMaterial] = {}
                 if signer is not None:
-                    wanted = any(r.checkpoint for r in batch)
-                    self._sign_due(connection, signer, entries, with_end=wanted)
+                    wanted = [e for r, e in zip(batch, entries, strict=True) if r.checkpoint]
+                    note = self._sign_due(connection, signer, written, with_end=bool(wanted))
+                    if note is not None:
+                        receipts = _receipts_for(wanted, written, note)
         except Exception as exc:
             self._drop_connection()
-            self._edge = None
+            self._edge, self._chain_head = None, None
             log.error(
                 "audit batch of %d entries was rolled back (%s); every request in it fails",
                 len(batch),
@@ -295,9 +324,15 @@ class AuditWriter:
                     AuditUnavailable("audit entry could not be made durable")
                 )
             return
-        # Only a committed edge may be reused: the next batch skips reading the tree when the
-        # cursor shows no other writer has appended since.
-        self._edge = written.edge
+        # Only a committed edge and chain head may be reused: the next batch skips reading the
+        # tree (and, on PostgreSQL, the cursor) when the cursor shows no other writer has
+        # appended since.
+        self._edge, self._chain_head = written.edge, written.chain_head
+        if receipts:
+            with self._lock:
+                self._receipts.update(receipts)
+                while len(self._receipts) > _KEPT_RECEIPTS:
+                    del self._receipts[next(iter(self._receipts))]
         for request, entry in zip(batch, entries, strict=True):
             request.future.set_result(entry)
 
@@ -305,17 +340,31 @@ class AuditWriter:
         self,
         connection: Connection,
         signer: CheckpointSigner,
-        entries: Sequence[AuditEntry],
+        written: audit.Written,
         *,
         with_end: bool,
-    ) -> None:
-        before, end = entries[0].seq - 1, entries[-1].seq
+    ) -> str | None:
+        """Store the checkpoints due in this batch; return the note of the one at its end if
+        this batch stored it."""
+        before, end = written.entries[0].seq - 1, written.entries[-1].seq
         sizes = list(audit_checkpoints.periodic_sizes(after=before, upto=end, every=self._every))
         if with_end and end not in sizes:
             sizes.append(end)
         now = self._clock()
+        end_note = None
         for size in sizes:
-            audit_checkpoints.store(connection, signer=signer, tree_size=size, now=now)
+            # The batch's own nodes give the root; nothing is read back.
+            note = audit_checkpoints.store(
+                connection, signer=signer, tree_size=size, now=now, root=written.root(size)
+            )
+            if size == end:
+                end_note = note
+        return end_note
+
+    def take_receipt(self, seq: int) -> ReceiptMaterial | None:
+        """The receipt material of committed entry `seq`, once, if its batch kept any."""
+        with self._lock:
+            return self._receipts.pop(seq, None)
 
     # --- the timed rule --------------------------------------------------------------------------
 
@@ -351,8 +400,38 @@ class AuditWriter:
             size, _ = audit.advance_head(connection, 0)
             if not self._timed_due(connection, now):
                 return None
-            audit_checkpoints.store(connection, signer=signer, tree_size=size, now=now)
+            edge = self._edge
+            root = audit_tree.root_from(edge.nodes, size) if edge and edge.size == size else None
+            audit_checkpoints.store(connection, signer=signer, tree_size=size, now=now, root=root)
         return size
+
+
+# Receipt material kept for requests that have not taken theirs yet: a few batches' worth.
+_KEPT_RECEIPTS = 4 * MAX_BATCH
+
+
+def _receipts_for(
+    entries: Sequence[AuditEntry], written: audit.Written, note: str
+) -> dict[int, ReceiptMaterial]:
+    """The inclusion proofs of `entries` into the batch's end checkpoint, from memory."""
+    size = written.entries[-1].seq
+    material = {}
+    for entry in entries:
+        ranges = merkle.inclusion_ranges(entry.seq - 1, size)
+        if not merkle.needed(ranges) <= written.nodes.keys():
+            continue  # not all in memory: the receipt reads the stored tree instead
+        proof = [merkle.range_hash(start, end, written.nodes) for start, end in ranges]
+        material[entry.seq] = ReceiptMaterial(tree_size=size, note=note, proof=proof)
+    return material
+
+
+def handed_over(session: Session, seq: int) -> ReceiptMaterial | None:
+    """The receipt material this process's writer kept for committed entry `seq`, if any."""
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with _writers_lock:
+        writer = _writers.get(engine)
+    return writer.take_receipt(seq) if writer is not None else None
 
 
 # --- one writer per engine in this process ----------------------------------------------------

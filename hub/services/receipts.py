@@ -16,7 +16,7 @@ from sqlmodel import Session
 from hub.audit.notes import CheckpointSigner
 from hub.audit.public import ReceiptPublic
 from hub.audit.verifier import RECEIPT_VERSION, leaf_hash
-from hub.services import audit, audit_checkpoints, audit_tree
+from hub.services import audit, audit_checkpoints, audit_tree, audit_writer
 from hub.storage.models import AuditEntry
 
 
@@ -33,16 +33,24 @@ def issue(
     payload_digest: str,
     now: datetime,
 ) -> ReceiptPublic:
-    """The receipt of a committed entry. Uses the first checkpoint covering it, or signs (and
-    commits) a checkpoint of the log as it stands.
+    """The receipt of a committed entry. Uses what the batch that wrote it handed over (the
+    checkpoint it signed and the proof into it, from memory), else the first checkpoint
+    covering it, or signs (and commits) a checkpoint of the log as it stands.
 
     Raises AuditUnavailable if no checkpoint can be made, VerificationError if the stored tree
     is damaged.
     """
     index = entry.seq - 1
     leaf = leaf_hash(audit.entry_data(entry))
-    checkpoint = audit_checkpoints.covering(session=session, signer=signer, index=index, now=now)
-    proof = audit_tree.inclusion_proof(session, index=index, tree_size=checkpoint.tree_size)
+    material = audit_writer.handed_over(session, entry.seq)
+    if material is not None:
+        note, proof = material.note, material.proof
+    else:
+        checkpoint = audit_checkpoints.covering(
+            session=session, signer=signer, index=index, now=now
+        )
+        note = checkpoint.note
+        proof = audit_tree.inclusion_proof(session, index=index, tree_size=checkpoint.tree_size)
     return ReceiptPublic(
         version=RECEIPT_VERSION,
         index=index,
@@ -52,6 +60,6 @@ def issue(
         statement=signer.receipt_statement(
             index=index, leaf=leaf, decision_id=decision_id, payload_digest=payload_digest
         ),
-        checkpoint=checkpoint.note,
+        checkpoint=note,
         inclusion_proof=[_b64(value) for value in proof],
     )

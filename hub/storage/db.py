@@ -11,7 +11,6 @@ from sqlmodel import Session, create_engine
 
 from hub.storage import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
-
 # SQLite has no "wait for ever": a busy timeout of 0 means "do not wait at all".
 _SQLITE_NO_LIMIT = 24 * 3600.0
 
