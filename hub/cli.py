@@ -132,6 +132,8 @@ def serve(
             workers=workers,
             log_level="info",
             http=NoDelayH11Protocol,
+            # Paths hold case ids and pseudonyms; hub.api.access_log logs route templates.
+            access_log=False,
             # A worker imports the whole hub before it answers uvicorn's health check; on a
             # busy machine that takes longer than uvicorn's 5 s default, and the worker is killed.
             timeout_worker_healthcheck=30,

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from hub import web
 from hub.api import docs, errors
+from hub.api.access_log import AccessLog
 from hub.api.headers import SecurityHeaders
 from hub.api.limits import RequestLimits
 from hub.api.ratelimit import RateLimiter, TokenRateLimits
@@ -86,8 +87,9 @@ def create_app(state: HubState) -> FastAPI:
         max_body_bytes=state.settings.max_body_bytes,
         form_prefixes=web.FORM_PREFIXES,
     )
-    # Added last, so it wraps everything: even a 413 from RequestLimits carries the headers.
+    # Added late, so it wraps everything: even a 413 from RequestLimits carries the headers.
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(AccessLog)
     return app
 
 
