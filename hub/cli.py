@@ -104,7 +104,7 @@ def serve(
     """Serve the API and its documentation at /docs."""
     import uvicorn
 
-    from hub.api.serving import NoDelayH11Protocol
+    from hub.api.serving import NoDelayH11Protocol, log_config
     from hub.services.notifications import DeliveryDeps, start_delivery_worker
 
     settings = _settings()
@@ -134,6 +134,7 @@ def serve(
             http=NoDelayH11Protocol,
             # Paths hold case ids and pseudonyms; hub.api.access_log logs route templates.
             access_log=False,
+            log_config=log_config(),
             # A worker imports the whole hub before it answers uvicorn's health check; on a
             # busy machine that takes longer than uvicorn's 5 s default, and the worker is killed.
             timeout_worker_healthcheck=30,

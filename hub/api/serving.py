@@ -1,4 +1,5 @@
-"""How `hub serve` puts the API on the network: uvicorn, with Nagle's algorithm off.
+"""How `hub serve` puts the API on the network: uvicorn, with Nagle's algorithm off, and the
+hub's own loggers (among them the access log, `hub.access`) written beside uvicorn's.
 
 With `--workers N` uvicorn binds the listening socket itself and hands it to each worker
 process. That socket is made without naming its protocol, so asyncio does not recognise the
@@ -11,8 +12,11 @@ each accepted connection, as asyncio does for sockets it made itself, removes th
 from __future__ import annotations
 
 import asyncio
+import copy
 import socket
+from typing import Any
 
+from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 _TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
@@ -32,3 +36,14 @@ class NoDelayH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         disable_nagle(transport)
         super().connection_made(transport)
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging set-up plus the `hub` loggers at INFO on its standard-error handler.
+
+    Applied by uvicorn in each worker process; without it the hub's INFO lines would go
+    nowhere, since nothing else configures logging.
+    """
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["hub"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config

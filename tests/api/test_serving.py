@@ -74,3 +74,4 @@ def test_hub_serve_uses_the_no_delay_protocol(monkeypatch: Any, tmp_path: Any) -
     assert captured["http"] is serving.NoDelayH11Protocol
     assert captured["workers"] == 2
     assert captured["access_log"] is False  # hub.api.access_log logs route templates instead
+    assert captured["log_config"]["loggers"]["hub"]["level"] == "INFO"
