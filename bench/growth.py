@@ -2,10 +2,11 @@
 
 The running hub's database is seeded in bulk with direct inserts (one ``INSERT ... SELECT``
 per table and step, copying the bench case's own rows under new ids): more subjects, cases and
-one active consent per case. After each step the load generator asks for the bench case's
-disclosure one request at a time, and an inclusion proof is made at the log's current size
-with the hub's own tree code. The log itself grows with every disclosure the run makes; proof
-time at 10^3 to 10^6 entries is measured directly in the parts (bench.parts).
+one active consent per case; and the audit log is grown to the same number of entries, each
+chained and in the Merkle tree as an append would leave it (``extend_log``). After each step
+the load generator asks for the bench case's disclosure one request at a time (each one
+appended to that log and receipted with a proof from it), and an inclusion proof is made at
+the log's current size with the hub's own tree code.
 
 A step whose projected seeding time does not fit the budget is skipped and said so.
 """
@@ -13,14 +14,17 @@ A step whose projected seeding time does not fit the budget is skipped and said 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Engine, Table, create_engine, text
+from sqlalchemy import Column, Connection, Engine, Table, create_engine, insert, text
 from sqlmodel import Session
 
 from bench.e2e import LoadPlan, Site, generate_load, hub_spec
-from hub.services import audit_tree
-from hub.storage.models import Case, Consent, Subject
+from hub.audit import merkle
+from hub.audit.verifier import Frontier, chain_hash, entry_bytes, leaf_hash
+from hub.services import audit, audit_tree
+from hub.storage.models import AuditEntry, AuditNode, Case, Consent, Subject
 
 SEED_BUDGET_SECONDS = 60.0
 GROWTH_REQUESTS = 300
@@ -85,6 +89,80 @@ def seed(engine: Engine, *, case_id: str, start: int, stop: int) -> None:
         )
 
 
+# What the seeded log entries say: a kind of their own and references only, like any entry.
+SEEDED_KIND = "bench_seed"
+SEEDED_BODY = {"actor": "bench", "note": "seeded to grow the log"}
+LOG_BATCH = 20_000
+
+
+def extend_log(engine: Engine, *, to_size: int, at: datetime) -> None:
+    """Append seeded entries until the log holds ``to_size``, as the hub's own appends would.
+
+    Each entry is chained to the one before and is a leaf of the Merkle tree, whose completed
+    nodes are written alongside, starting from the stored frontier; the head moves in the same
+    transaction. The hub's running workers see a log that grew under them, as they would with
+    another worker appending.
+    """
+    stamp = audit.rfc3339(at)
+    body = audit.canonical_json(SEEDED_BODY)
+    with engine.begin() as conn:
+        # Moving the head first takes the log's lock, as every append does.
+        conn.execute(text("UPDATE audit_head SET size = size WHERE id = 1"))
+        size, prev = conn.execute(text("SELECT size, chain_hash FROM audit_head")).one()
+        frontier = Frontier(size, [_stored_hash(conn, node) for node in _frontier_ids(size)])
+        entries: list[dict[str, Any]] = []
+        nodes: list[dict[str, Any]] = []
+        for seq in range(size + 1, to_size + 1):
+            data = entry_bytes(seq=seq, kind=SEEDED_KIND, at=stamp, body=body)
+            link = chain_hash(prev_hash=prev, entry=data)
+            entries.append(
+                {
+                    "seq": seq,
+                    "at": at,
+                    "kind": SEEDED_KIND,
+                    "body": body,
+                    "prev_hash": prev,
+                    "entry_hash": link,
+                }
+            )
+            prev = link
+            completed = zip(
+                merkle.completed_by(seq - 1), frontier.append(leaf_hash(data)), strict=True
+            )
+            nodes.extend(
+                {"level": n.level, "idx": n.idx, "digest": h.hex(), "complete_at": n.complete_at}
+                for n, h in completed
+            )
+            if len(entries) >= LOG_BATCH:
+                _write_log_rows(conn, entries, nodes)
+                entries, nodes = [], []
+        _write_log_rows(conn, entries, nodes)
+        conn.execute(
+            text("UPDATE audit_head SET size = :size, chain_hash = :prev WHERE id = 1"),
+            {"size": max(size, to_size), "prev": prev},
+        )
+
+
+def _frontier_ids(size: int) -> list[merkle.NodeId]:
+    return merkle.pieces(0, size) if size else []
+
+
+def _stored_hash(conn: Connection, node: merkle.NodeId) -> bytes:
+    digest = conn.execute(
+        text("SELECT digest FROM audit_node WHERE level = :level AND idx = :idx"),
+        {"level": node.level, "idx": node.idx},
+    ).scalar_one()
+    return bytes.fromhex(digest)
+
+
+def _write_log_rows(
+    conn: Connection, entries: list[dict[str, Any]], nodes: list[dict[str, Any]]
+) -> None:
+    if entries:
+        conn.execute(insert(AuditEntry), entries)
+        conn.execute(insert(AuditNode), nodes)
+
+
 def _counts(engine: Engine) -> dict[str, int]:
     return {
         "cases": int(_scalar(engine, 'SELECT count(*) FROM "case"')),
@@ -131,6 +209,7 @@ def measure_growth(
                 break
             started = time.perf_counter()
             seed(engine, case_id=site.case_id, start=seeded + 1, stop=size + 1)
+            extend_log(engine, to_size=size, at=datetime.now(UTC))
             took = time.perf_counter() - started
             spent += took
             seconds_per_row = took / rows

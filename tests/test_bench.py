@@ -56,7 +56,8 @@ def test_quick_run_writes_every_figure_and_regenerates_the_docs(
     assert e2e["hub_worker_peak_rss_mb"] > 0 and e2e["baseline_worker_peak_rss_mb"] > 0
     growth = e2e["growth"]["steps"]
     assert [s["cases"] for s in growth] == [size + 1 for size in QUICK.growth_sizes]
-    assert all(s["consents"] >= s["cases"] and s["log_entries"] > 0 for s in growth)
+    # The log grows with the cases: at least as many entries as seeded cases at every step.
+    assert all(s["consents"] >= s["cases"] and s["log_entries"] >= s["cases"] - 1 for s in growth)
     assert all(s["p50_ms"] > 0 and s["proof_ms"] > 0 and s["errors"] == 0 for s in growth)
     policy = data["parts"]["policy"]
     for engine in ("embedded", "opa", "remote_opa"):
