@@ -342,7 +342,7 @@ def verify(
     keys: Sequence[VerifierKey] = (),
     origin: str | None = None,
     held: Sequence[str] = (),
-    batch: int = 2000,
+    batch: int = audit_verify.BATCH,
     progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
     """Recompute the chain, the tree and every checkpoint; see `audit_verify.verify`.

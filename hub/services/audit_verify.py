@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,6 +66,11 @@ def _rfc3339(at: datetime | str) -> str:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)  # SQLite stores UTC without a zone
     return when.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+# Entries per batch: the fewer batches, the fewer round trips and thread hand-overs; 20,000
+# entries' columns are a few megabytes of text.
+BATCH = 20_000
 
 
 @dataclass(frozen=True)
@@ -185,13 +193,13 @@ _ENTRIES = {
     "FROM audit_entry WHERE seq > %(after)s ORDER BY seq LIMIT %(limit)s",
 }
 
-# The fast pass reads a batch as one row: each column of its entries joined by SEPARATOR, in
+# The fast pass reads a batch as one row: each column of its entries joined by _SEPARATOR, in
 # order, and the count that shows no value held a separator itself. Making a Python object per
 # value cost more than all the hashing; the database joins them, in C, while the previous batch
 # is hashed. The aggregates take the rows in the order the subquery sorts them, as both
 # databases do; were that ever not so, the batch would differ and go to the careful pass.
 # SQLite's times come as stored ("2025-01-31 12:00:00.000000") and are rewritten in Python.
-SEPARATOR = "\x1f"
+_SEPARATOR = "\x1f"
 _CHUNK = {
     "sqlite": "SELECT count(*), min(seq), max(seq), group_concat(at, :sep), "
     "group_concat(kind, :sep), group_concat(body, :sep), group_concat(prev_hash, :sep), "
@@ -208,33 +216,35 @@ _SQLITE_TIME = 26
 
 
 def _sqlite_times(joined: str, n: int) -> str | None:
-    """The hashed form of `n` stored SQLite times joined by SEPARATOR, rewritten all at once:
+    """The hashed form of `n` stored SQLite times joined by _SEPARATOR, rewritten all at once:
     "2025-01-31 12:00:00.000000" becomes "2025-01-31T12:00:00.000000Z". None unless every one
     has the stored form's length and its one space where the date ends."""
     width = _SQLITE_TIME + 1
     if (
         len(joined) != width * n - 1
-        or joined[_SQLITE_TIME::width] != SEPARATOR * (n - 1)
+        or joined[_SQLITE_TIME::width] != _SEPARATOR * (n - 1)
         or joined[10::width] != " " * n
         or joined.count(" ") != n
     ):
         return None
-    return joined.replace(" ", "T").replace(SEPARATOR, "Z" + SEPARATOR) + "Z"
+    return joined.replace(" ", "T").replace(_SEPARATOR, "Z" + _SEPARATOR) + "Z"
 
 
 # The tree nodes a batch completes, level by level (the order the fast pass computes them in),
 # each level's read through the primary key in index order, so nothing is sorted: how many,
 # whether every one is stored under the tree size its place gives, and their digests joined by
-# commas. A last row counts every node stored under the batch's tree sizes, so no stray node
-# hides outside the levels read.
+# commas. A second statement counts every node stored under the batch's tree sizes, so no stray
+# node hides outside the levels read (kept apart: together, PostgreSQL plans the union as a
+# parallel query, whose start-up cost more than the reads).
 _LEVEL = (
     "SELECT {level}, count(*), {every}(complete_at = ({idx} + 1) * {size}), {join} "
     "FROM (SELECT idx, complete_at, digest FROM audit_node WHERE level = {level} "
     "AND idx >= {p} AND idx < {p} ORDER BY idx) AS level_{level}"
 )
-_ALL_NODES = (
-    "SELECT -1, count(*), NULL, NULL FROM audit_node WHERE complete_at > {p} AND complete_at <= {p}"
-)
+_ALL_NODES = {
+    "sqlite": "SELECT count(*) FROM audit_node WHERE complete_at > ? AND complete_at <= ?",
+    "postgresql": "SELECT count(*) FROM audit_node WHERE complete_at > %s AND complete_at <= %s",
+}
 _DIALECT = {
     "sqlite": {"every": "min", "idx": "idx", "join": "group_concat(digest, ',')", "p": "?"},
     "postgresql": {
@@ -252,15 +262,14 @@ def _nodes_statement(dialect: str, levels: int) -> str:
     # ranges are parameters.
     words = _DIALECT[dialect]
     parts = [_LEVEL.format(level=level, size=1 << level, **words) for level in range(levels)]
-    parts.append(_ALL_NODES.format(p=words["p"]))
     return " UNION ALL ".join(parts)
 
 
-def _fetch(connection: Connection, statements: dict[str, str], params: dict[str, Any]) -> list[Any]:
+def _fetch(connection: Connection, statement: str, params: Any) -> list[Any]:
     # The driver's own cursor and tuples: the column types' processing cost more than hashing.
     cursor = connection.connection.cursor()
     try:
-        cursor.execute(statements[connection.dialect.name], params)
+        cursor.execute(statement, params)
         return list(cursor.fetchall())
     finally:
         cursor.close()
@@ -268,12 +277,13 @@ def _fetch(connection: Connection, statements: dict[str, str], params: dict[str,
 
 def _raw_entries(connection: Connection, *, after: int, limit: int) -> list[Any]:
     """The next entries as (seq, at text, kind, body, prev_hash, entry_hash)."""
-    return _fetch(connection, _ENTRIES, {"after": after, "limit": limit})
+    statement = _ENTRIES[connection.dialect.name]
+    return _fetch(connection, statement, {"after": after, "limit": limit})
 
 
 @dataclass(frozen=True)
 class _Chunk:
-    """One batch as the fast pass reads it (see `_CHUNK` and `_CHUNK_NODES`)."""
+    """One batch as the fast pass reads it (see `_CHUNK` and `_LEVEL`)."""
 
     count: int
     first: int
@@ -285,8 +295,9 @@ class _Chunk:
 
 def _read_chunk(connection: Connection, after: int, limit: int) -> _Chunk | None:
     """The entries after `after` (at most `limit`) and the nodes they complete; None at the end."""
+    dialect = connection.dialect.name
     ((count, first, last, *columns),) = _fetch(
-        connection, _CHUNK, {"after": after, "limit": limit, "sep": SEPARATOR}
+        connection, _CHUNK[dialect], {"after": after, "limit": limit, "sep": _SEPARATOR}
     )
     if not count:
         return None
@@ -297,13 +308,10 @@ def _read_chunk(connection: Connection, after: int, limit: int) -> _Chunk | None
     params: list[int] = []
     for level in range(levels):
         params += [after >> level, last >> level]
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(_nodes_statement(connection.dialect.name, levels), (*params, after, last))
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    by_level = {int(row[0]): row for row in rows}
+    by_level = {
+        int(row[0]): row for row in _fetch(connection, _nodes_statement(dialect, levels), params)
+    }
+    ((nodes,),) = _fetch(connection, _ALL_NODES[dialect], (after, last))
     return _Chunk(
         count=int(count),
         first=int(first),
@@ -313,7 +321,7 @@ def _read_chunk(connection: Connection, after: int, limit: int) -> _Chunk | None
             (int(by_level[level][1]), bool(by_level[level][2]), by_level[level][3] or "")
             for level in range(levels)
         ],
-        nodes=int(by_level[-1][1]),
+        nodes=int(nodes),
     )
 
 
@@ -384,8 +392,12 @@ def _fast_chunk(
         if rewritten is None:
             return None
         times = rewritten
-    ats, kinds_, bodies_ = times.split(SEPARATOR), kinds.split(SEPARATOR), bodies.split(SEPARATOR)
-    previous = prevs.encode().split(SEPARATOR.encode())
+    ats, kinds_, bodies_ = (
+        times.split(_SEPARATOR),
+        kinds.split(_SEPARATOR),
+        bodies.split(_SEPARATOR),
+    )
+    previous = prevs.encode().split(_SEPARATOR.encode())
     if not len(ats) == len(kinds_) == len(bodies_) == len(previous) == n:
         return None  # a value held the separator
     # The entry encoding of `entry_bytes`, and the chain link over the stored previous link.
@@ -400,10 +412,10 @@ def _fast_chunk(
             sha256(CHAIN_PREFIX + prev + entry).digest()
             for prev, entry in zip(previous, data, strict=True)
         ]
-    ).hex(SEPARATOR, HASH_SIZE)
+    ).hex(_SEPARATOR, HASH_SIZE)
     # Every link is the one computed, so each is 64 characters long; the stored previous links
     # must then be the last link before the batch followed by every link but the batch's last.
-    if chain != links or prevs != f"{walk.prev_hash}{SEPARATOR}{links}"[: len(links)]:
+    if chain != links or prevs != f"{walk.prev_hash}{_SEPARATOR}{links}"[: len(links)]:
         return None
     tree = _Levels(walk.frontier, [sha256(LEAF_PREFIX + entry).digest() for entry in data])
     made = [level for level in tree.levels if level]
@@ -471,13 +483,40 @@ def _careful_batch(
     return _Walk(frontier, prev_hash, next_anchor, last_good)
 
 
+# While a walk runs, the thread switch interval is shortened: the reader thread needs the GIL
+# back at every network read or database step of the next batch, and the hashing thread,
+# which holds it in between, would otherwise keep it for up to 5 ms each time. Walks may
+# overlap (API requests), so the first to start saves the interval and the last restores it.
+_PROMPT_SWITCH_SECONDS = 0.0005
+_switches = threading.Lock()
+_walks = 0
+_saved_interval = 0.0
+
+
+@contextlib.contextmanager
+def _prompt_thread_switches() -> Iterator[None]:
+    global _walks, _saved_interval
+    with _switches:
+        if _walks == 0:
+            _saved_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(_saved_interval, _PROMPT_SWITCH_SECONDS))
+        _walks += 1
+    try:
+        yield
+    finally:
+        with _switches:
+            _walks -= 1
+            if _walks == 0:
+                sys.setswitchinterval(_saved_interval)
+
+
 def verify(
     *,
     session: Session,
     keys: Sequence[VerifierKey] = (),
     origin: str | None = None,
     held: Sequence[str] = (),
-    batch: int = 2000,
+    batch: int = BATCH,
     progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
     """Walk the whole log once; `keys` check the checkpoints' signatures, `held` are
@@ -498,7 +537,10 @@ def verify(
     walk = _Walk(frontier=frontier, prev_hash=prev_hash, next_anchor=next_anchor, last_good=0)
     # The next batch is read while this one is hashed: the database's share of the work then
     # overlaps Python's instead of adding to it.
-    with ThreadPoolExecutor(1, thread_name_prefix="hub-audit-verify") as reader:
+    with (
+        _prompt_thread_switches(),
+        ThreadPoolExecutor(1, thread_name_prefix="hub-audit-verify") as reader,
+    ):
         ahead = reader.submit(_read_chunk, connection, 0, batch)
         while True:
             chunk = ahead.result()

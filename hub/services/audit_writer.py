@@ -9,7 +9,14 @@ no answer leaves before its entry is durable, and a failed batch discloses nothi
 
 Order across processes: a batch's first write moves the shared cursor (`audit.advance_head`),
 which holds SQLite's write lock or PostgreSQL's row lock until the commit, so workers sharing
-one database take turns batch by batch and sequence numbers stay total and gap-free.
+one database take turns batch by batch and sequence numbers stay total and gap-free. The writer
+keeps the tree's edge and the chain head of its last commit; on PostgreSQL a batch moves the
+cursor and writes everything in one statement that only takes effect if the cursor is still
+there, and falls back to reading the cursor under its lock when another process appended.
+
+A batch's checkpoints take their roots from the nodes it has in memory; for the requests that
+asked for a checkpoint, the writer also keeps the one signed at the batch's end and each entry's
+inclusion proof into it, which `receipts.issue` takes instead of reading the tree again.
 
 Checkpoints are signed in the batch that reaches every `checkpoint_every`-th entry, at the end
 of a batch when one of its requests asks for it (a disclosure's receipt), and whenever the

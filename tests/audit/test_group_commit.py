@@ -20,10 +20,10 @@ from sqlalchemy import Engine, event, text
 from sqlmodel import Session
 
 from hub.audit.notes import CheckpointSigner
-from hub.audit.verifier import Checkpoint
+from hub.audit.verifier import Checkpoint, verify_receipt
 from hub.config import Settings
 from hub.errors import AuditUnavailable
-from hub.services import audit, audit_checkpoints, audit_writer
+from hub.services import audit, audit_checkpoints, audit_writer, receipts
 from hub.services.audit_writer import AuditWriter
 from hub.storage.models import AuditEntry
 from keys import KeyRing
@@ -292,3 +292,46 @@ def test_a_writer_closed_before_it_started_fails_what_was_queued(
     writer.close()
     with pytest.raises(AuditUnavailable, match="stopped"):
         future.result(timeout=1)
+
+
+def test_receipts_from_a_shared_batch_verify_offline_against_stored_checkpoints(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUB_AUDIT_CHECKPOINT_EVERY", "5")
+    monkeypatch.setenv("HUB_AUDIT_CHECKPOINT_SECONDS", "3600")
+    settings = Settings(data_dir=tmp_path, public_url="https://hub.test")
+    keyring = KeyRing.create(tmp_path / "keystore.json", master_key=bytes(32))
+    signer = audit_checkpoints.signer_for(keyring=keyring, settings=settings)
+    keys, origin = audit_checkpoints.verifier_keys(keyring=keyring, settings=settings)
+    now = datetime.now(UTC)
+    writer = audit_writer.writer_for(engine=engine, settings=settings, keyring=keyring)
+
+    def disclose(n: int) -> dict[str, Any]:
+        entry = writer.append(kind="disclosure", body={"n": n}, now=now, checkpoint=True)
+        with Session(engine) as session:
+            receipt = receipts.issue(
+                session=session,
+                signer=signer,
+                entry=entry,
+                decision_id=f"d-{n}",
+                payload_digest=f"sha256:{n}",
+                now=now,
+            )
+        return receipt.model_dump()
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            issued = list(pool.map(disclose, range(12)))
+        append_entries(engine, 3)  # another appender moves the log on between batches
+        issued.append(disclose(12))
+    finally:
+        audit_writer.close_for(engine)
+    with Session(engine) as session:
+        stored = {c.tree_size: c.note for c in audit_checkpoints.all_in_order(session=session)}
+        assert audit.verify(session=session, keys=keys, origin=origin).entries == 16
+    for n, receipt in enumerate(issued):
+        verified = verify_receipt(receipt, key=keys[0], origin=origin)
+        assert verified.decision_id == f"d-{n}"
+        # The checkpoint a receipt carries is the one the log keeps for that size.
+        assert stored[verified.checkpoint.tree_size] == receipt["checkpoint"]
+    assert verify_receipt(issued[-1], key=keys[0], origin=origin).index == 15

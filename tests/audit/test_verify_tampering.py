@@ -3,6 +3,8 @@ of tampering an operator with database access could try, on SQLite and PostgreSQ
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session
@@ -363,3 +365,14 @@ def test_an_empty_log_verifies(engine: Engine, signer: CheckpointSigner) -> None
     assert (report.entries, report.head_hash) == (0, "0" * 64)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT size FROM audit_head")).scalar_one() == 0
+
+
+def test_verifying_leaves_the_thread_switch_interval_as_it_was(
+    log: Engine, signer: CheckpointSigner
+) -> None:
+    before = sys.getswitchinterval()
+    _verify(log, signer)
+    assert sys.getswitchinterval() == before
+    tamper(log, "UPDATE audit_entry SET body = replace(body, 'allow', 'deny') WHERE seq = 5")
+    _fails(log, signer, r"^entry 5 has been altered")
+    assert sys.getswitchinterval() == before
