@@ -14,6 +14,10 @@ keeps the tree's edge and the chain head of its last commit; on PostgreSQL a bat
 cursor and writes everything in one statement that only takes effect if the cursor is still
 there, and falls back to reading the cursor under its lock when another process appended.
 
+A request may hand over rows that belong with its entry (a disclosure's decision record): they
+are inserted in the same transaction, so the row and the entry are durable together or not at
+all, and a request costs no commit of its own.
+
 A batch's checkpoints take their roots from the nodes it has in memory; for the requests that
 asked for a checkpoint, the writer also keeps the one signed at the batch's end and each entry's
 inclusion proof into it, which `receipts.issue` takes instead of reading the tree again.
@@ -39,7 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, Table, func, insert, select
 from sqlmodel import Session, col
 
 from hub.audit import merkle
@@ -53,6 +57,7 @@ from keys import KeyRing
 __all__ = [
     "AuditWriter",
     "ReceiptMaterial",
+    "Row",
     "close_for",
     "for_session",
     "handed_over",
@@ -88,10 +93,19 @@ class ReceiptMaterial:
 
 
 @dataclass(frozen=True)
+class Row:
+    """A row to insert in the same transaction as an entry: the table, and its column values."""
+
+    table: Table
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class _Request:
     pending: audit.Pending
     checkpoint: bool
     future: Future[AuditEntry]
+    rows: tuple[Row, ...] = ()
 
 
 class _Stop:
@@ -160,10 +174,17 @@ class AuditWriter:
                 self._thread.start()
 
     def submit(
-        self, *, kind: str, body: dict[str, Any], now: datetime, checkpoint: bool = False
+        self,
+        *,
+        kind: str,
+        body: dict[str, Any],
+        now: datetime,
+        checkpoint: bool = False,
+        rows: Sequence[Row] = (),
     ) -> Future[AuditEntry]:
         """Queue one entry; the future resolves once its batch is committed, or fails with
-        AuditUnavailable. With `checkpoint`, the batch also signs a checkpoint covering it.
+        AuditUnavailable. With `checkpoint`, the batch also signs a checkpoint covering it;
+        `rows` are inserted in the batch's transaction, before the entries.
 
         Entries queued before `start` wait for it. Raises AuditUnavailable after `close`.
         """
@@ -172,6 +193,7 @@ class AuditWriter:
             pending=audit.Pending.of(kind=kind, body=body, now=now),
             checkpoint=checkpoint,
             future=Future(),
+            rows=tuple(rows),
         )
         with self._lock:
             if self._closed:
@@ -180,15 +202,21 @@ class AuditWriter:
         return request.future
 
     def append(
-        self, *, kind: str, body: dict[str, Any], now: datetime, checkpoint: bool = False
+        self,
+        *,
+        kind: str,
+        body: dict[str, Any],
+        now: datetime,
+        checkpoint: bool = False,
+        rows: Sequence[Row] = (),
     ) -> AuditEntry:
-        """Append one entry and return it once it is durable (committed).
+        """Append one entry (with `rows`, see `submit`) and return it once it is durable.
 
         Raises AuditUnavailable if its batch failed (nothing of it was written), the writer
         is stopped, or the batch did not commit within the wait limit.
         """
         self.start()
-        future = self.submit(kind=kind, body=body, now=now, checkpoint=checkpoint)
+        future = self.submit(kind=kind, body=body, now=now, checkpoint=checkpoint, rows=rows)
         try:
             return future.result(timeout=self._wait)
         except FutureTimeout as exc:
@@ -305,6 +333,7 @@ class AuditWriter:
         try:
             connection = self._connect()
             with connection.begin():
+                _insert_rows(connection, batch)
                 written = audit.write_entries(
                     connection,
                     [r.pending for r in batch],
@@ -415,6 +444,16 @@ class AuditWriter:
 
 # Receipt material kept for requests that have not taken theirs yet: a few batches' worth.
 _KEPT_RECEIPTS = 4 * MAX_BATCH
+
+
+def _insert_rows(connection: Connection, batch: Sequence[_Request]) -> None:
+    """The batch's companion rows, one multi-row INSERT per table."""
+    by_table: dict[Table, list[dict[str, Any]]] = {}
+    for request in batch:
+        for row in request.rows:
+            by_table.setdefault(row.table, []).append(row.values)
+    for table, values in by_table.items():
+        connection.execute(insert(table), values)
 
 
 def _receipts_for(

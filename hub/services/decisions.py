@@ -13,20 +13,21 @@ from sqlmodel import Session, col, select
 
 from hub.policy import PolicyDecision, PolicyEngine, PolicyEngineError, PolicyInput
 from hub.services import audit
+from hub.services.audit_writer import Row
 from hub.storage.models import DecisionRecord
 
 
 def record(
     *,
-    session: Session,
     decision_id: str,
     policy_input: PolicyInput,
     decision: PolicyDecision,
     case_id: str,
     agency_id: str,
     now: datetime,
-) -> str:
-    """Add the record to the caller's transaction; returns the digest the audit entry carries."""
+) -> tuple[Row, str]:
+    """The record as a row for the audit writer to insert with its entry (one transaction, so
+    a record exists exactly when its entry does), and the digest the entry carries."""
     row = DecisionRecord(
         decision_id=decision_id,
         at=now,
@@ -37,8 +38,8 @@ def record(
         input=policy_input.to_json_dict(),
         output=decision.model_dump(mode="json"),
     )
-    session.add(row)
-    return record_digest(row)
+    table = DecisionRecord.__table__  # type: ignore[attr-defined]
+    return Row(table=table, values=row.model_dump()), record_digest(row)
 
 
 def record_digest(row: DecisionRecord) -> str:

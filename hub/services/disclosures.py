@@ -2,23 +2,23 @@
 
 1. resolve the case and check the caller is an agency system;
 2. build the policy input and ask the policy decision point (any failure there is a deny);
-3. on deny: commit the decision record, append a denial entry, raise;
+3. on deny: append a denial entry (with the decision record), raise;
 4. on allow: fetch only the permitted categories from the holding agencies, concurrently;
    drop fields outside them and scrub the subject's local identifiers;
-5. commit the decision record, then append the disclosure entry through the process's audit
-   writer (group commit) — nothing is returned before the entry is durable;
+5. append the disclosure entry through the process's audit writer (group commit) —
+   nothing is returned before the entry is durable;
 6. answer with the records, the sources' status and a signed receipt.
 
-The decision record and the audit entry are written in two transactions, record first: every
-entry's `decision_id` and `decision_digest` name a record that is already durable, while a
-record without an entry is a request that failed at the log (503, nothing disclosed) and is
-never an answer that left. A break-glass window is opened with the record, so it is queued for
-review even if the log then refuses the entry.
+The decision record is handed to the audit writer with its entry and inserted in the same
+transaction: every entry's `decision_id` and `decision_digest` name a record, and a record
+exists only if its entry does. A request costs no write transaction of its own; a request whose
+entry the log refuses leaves nothing (503, nothing disclosed). A break-glass window is the
+exception: it is committed before the entry is tried, so it is queued for review even if the
+log then refuses the entry.
 """
 
 from __future__ import annotations
 
-import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from connectors import SourceQuery, fetch_all
+from connectors import Connector, SourceQuery, fetch_all
 from hub.config import Settings
 from hub.errors import Forbidden, NotFound, PolicyDenied
 from hub.policy import PolicyDecision, PolicyEngine, PolicyEngineError, PolicyInput, Reason
@@ -214,16 +214,22 @@ def _scrub(value: Any, secrets: set[str]) -> Any:
     return value
 
 
-def _fetch(
-    deps: Deps, case: Case, permitted: list[str]
-) -> tuple[dict[str, list[DisclosedRecord]], dict[str, SourcePublic]]:
+@dataclass(frozen=True)
+class _FetchPlan:
+    """Which sources to ask for what, and every local identifier of the subject to scrub."""
+
+    requests: dict[str, tuple[Connector, SourceQuery]]
+    secrets: frozenset[str]
+
+
+def _plan_fetch(deps: Deps, case: Case, permitted: list[str]) -> _FetchPlan:
     connectors = deps.connectors.holding(_holding_agencies(deps.session, case))
     wanted = {
         agency_id: tuple(c for c in permitted if c in connector.categories)
         for agency_id, connector in connectors.items()
     }
-    # Every identifier is opened (one key unwrap), not just those sent: the scrub below
-    # redacts any agency's identifier for the subject that a source echoes back.
+    # Every identifier is opened (one key unwrap), not just those sent: the scrub after the
+    # fetch redacts any agency's identifier for the subject that a source echoes back.
     local = subjects.local_ids(
         session=deps.session, keyring=deps.keyring, subject_id=case.subject_id
     )
@@ -235,10 +241,16 @@ def _fetch(
         for agency_id, connector in connectors.items()
         if wanted[agency_id] and agency_id in local
     }
+    return _FetchPlan(requests=requests, secrets=frozenset(local.values()))
+
+
+def _fetch(
+    deps: Deps, plan: _FetchPlan, permitted: list[str]
+) -> tuple[dict[str, list[DisclosedRecord]], dict[str, SourcePublic]]:
     results = fetch_all(
-        requests, timeout=deps.settings.connector_timeout_seconds, pool=deps.connectors.pool
+        plan.requests, timeout=deps.settings.connector_timeout_seconds, pool=deps.connectors.pool
     )
-    secrets = set(local.values())
+    secrets = set(plan.secrets)
     records: dict[str, list[DisclosedRecord]] = {c: [] for c in permitted}
     sources: dict[str, SourcePublic] = {}
     for agency_id in sorted(results):
@@ -312,10 +324,9 @@ def _disclose(
         decision=decision,
         decision_id=decision_id,
     )
-    # The decision record joins whichever entry (denial or disclosure) is committed.
-    keep_record = functools.partial(
-        decisions.record,
-        session=session,
+    # The decision record goes in with whichever entry (denial or disclosure) is written, in
+    # the audit writer's transaction: the two are durable together or not at all.
+    record, body["decision_digest"] = decisions.record(
         decision_id=decision_id,
         policy_input=policy_input,
         decision=decision,
@@ -325,9 +336,8 @@ def _disclose(
     )
     writer = audit_writer.for_session(session=session, settings=deps.settings, keyring=keyring)
     if not decision.allow:
-        body["decision_digest"] = keep_record()
-        audit.commit(session=session)
-        writer.append(kind="denial", body=body, now=now)
+        session.commit()  # ends the read transaction; nothing was written in it
+        writer.append(kind="denial", body=body, now=now, rows=[record])
         if case.panel_id not in principal.panels:
             # The caller may not even know the case exists: answer as if it did not.
             raise NotFound("case not found")
@@ -336,10 +346,11 @@ def _disclose(
             decision_id=decision_id,
             reasons=[r.model_dump() for r in decision.reasons],
         )
+    permitted = sorted(set(decision.permitted_categories))
+    plan = _plan_fetch(deps, case, permitted)
     # End the read transaction before the (slow) fetch so no lock is held across it.
     session.commit()
-    permitted = sorted(set(decision.permitted_categories))
-    records, sources = _fetch(deps, case, permitted)
+    records, sources = _fetch(deps, plan, permitted)
     pseudonym = subjects.pseudonym_for(
         keyring, domain=subjects.agency_domain(principal.agency_id), subject_id=case.subject_id
     )
@@ -356,9 +367,10 @@ def _disclose(
         "payload_digest": payload_digest,
         "sources": {a: s.status for a, s in sources.items()},
         "obligations": sorted(decision.obligations),
-        "decision_digest": keep_record(),
     }
     if request.break_glass:
+        # Durable before the entry is even tried, so the window is queued for review even if
+        # the log then refuses the entry.
         breakglass.open_window(
             session=session,
             case_id=case.id,
@@ -366,11 +378,11 @@ def _disclose(
             decision_id=decision_id,
             now=now,
         )
+        audit.commit(session=session)
     signer = audit_checkpoints.signer_for(keyring=keyring, settings=deps.settings)
-    audit.commit(session=session)
     # The batch that makes the entry durable also signs a checkpoint covering it, so the
     # receipt below finds one instead of each request signing its own.
-    entry = writer.append(kind="disclosure", body=body, now=now, checkpoint=True)
+    entry = writer.append(kind="disclosure", body=body, now=now, checkpoint=True, rows=[record])
     receipt = receipts.issue(
         session=session,
         signer=signer,

@@ -144,6 +144,8 @@ def test_a_disclosure_whose_audit_batch_fails_discloses_nothing(hub: Hub) -> Non
     with hub.session() as session:
         assert audit.count(session=session) == before
         assert audit.verify(session=session, keys=[key]).entries == before
+        # The decision records went in the refused batch too: none is left without its entry.
+        assert session.exec(select(DecisionRecord)).all() == []
     # The next request is answered, with the next entry.
     answer = request(0)
     assert answer.status_code == 200, answer.text
