@@ -8,8 +8,8 @@ categories of the same subject. It does no token check, no policy decision, no
 pseudonymisation and no audit append: the difference between it and the hub is the price of
 those safeguards. It is a benchmark fixture, not part of the hub's API.
 
-Served with ``python -m bench.baseline --port P --workers N``, through uvicorn with the same
-HTTP protocol settings as ``hub serve``; ``BENCH_SOURCES_DIR`` names the
+Served with ``python -m bench.baseline --port P --workers N``, through the same
+``hub.api.serving.serve`` as ``hub serve``; ``BENCH_SOURCES_DIR`` names the
 demo's source directory (its ``*.toml`` connector configs) and ``BENCH_LOCAL_IDS`` is a JSON
 object of agency -> that agency's local id for the subject.
 """
@@ -89,25 +89,14 @@ def app_from_env() -> FastAPI:
 
 
 def main() -> None:
-    """Serve the baseline as `hub serve` serves the hub: uvicorn, N workers, Nagle off."""
-    import uvicorn
-
-    from hub.api.serving import NoDelayH11Protocol
+    """Serve the baseline as `hub serve` serves the hub (`hub.api.serving.serve`)."""
+    from hub.api.serving import serve
 
     parser = argparse.ArgumentParser(description="Serve the pass-through baseline.")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    uvicorn.run(
-        "bench.baseline:app_from_env",
-        factory=True,
-        host="127.0.0.1",
-        port=args.port,
-        workers=args.workers,
-        log_level="info",
-        http=NoDelayH11Protocol,
-        timeout_worker_healthcheck=30,
-    )
+    serve("bench.baseline:app_from_env", host="127.0.0.1", port=args.port, workers=args.workers)
 
 
 if __name__ == "__main__":

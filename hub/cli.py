@@ -102,9 +102,7 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the API and its documentation at /docs."""
-    import uvicorn
-
-    from hub.api.serving import NoDelayH11Protocol, log_config
+    from hub.api import serving
     from hub.services.notifications import DeliveryDeps, start_delivery_worker
 
     settings = _settings()
@@ -124,21 +122,7 @@ def serve(
     # One webhook sender for the whole server, however many workers serve the API.
     worker = start_delivery_worker(DeliveryDeps(engine=engine, keyring=keyring))
     try:
-        uvicorn.run(
-            "hub.api.app:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="info",
-            http=NoDelayH11Protocol,
-            # Paths hold case ids and pseudonyms; hub.api.access_log logs route templates.
-            access_log=False,
-            log_config=log_config(),
-            # A worker imports the whole hub before it answers uvicorn's health check; on a
-            # busy machine that takes longer than uvicorn's 5 s default, and the worker is killed.
-            timeout_worker_healthcheck=30,
-        )
+        serving.serve("hub.api.app:app_from_env", host=host, port=port, workers=workers)
     finally:
         worker.stop()
         engine.dispose()
