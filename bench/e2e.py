@@ -29,10 +29,8 @@ from bench.procs import HUB_BIN, PYTHON, ROOT, free_port, running, worker_peak_r
 from hub.demo.people import ACADEMY, DEMO_PEOPLE
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-# `hub serve`, the CLI's own command, started as `python -c` rather than through the console
-# script: uvicorn spawns each worker with the parent's main module re-imported, and the
-# console script's main module pulls in the whole CLI; on a busy machine that takes longer
-# than uvicorn's 5 s worker health check, and the workers are killed and restarted forever.
+# `hub serve`, the CLI's own command, started as `python -c`: its worker processes are spawned
+# afresh and, unlike with the console script as the main module, need not import the CLI again.
 HUB_SERVE = (PYTHON, "-c", "from hub.cli import app; app()", "serve")
 RATE_LIMIT_PER_MINUTE = 6_000_000
 REQUESTER = ACADEMY

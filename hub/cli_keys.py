@@ -5,7 +5,7 @@ A typer sub-app; `hub.cli` mounts it as `hub keys`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -18,6 +18,7 @@ from hub.bootstrap import master_key, open_existing
 from hub.config import MAX_ACCESS_TOKEN_TTL_SECONDS, Settings
 from hub.errors import Conflict
 from hub.services import key_retirement, key_rotation, reindex
+from hub.services.key_rotation import RotationResult
 from keys import KeyRing, KeysError
 
 keys_app = typer.Typer(
@@ -181,17 +182,16 @@ def _rotate_blind_index(batch_size: int) -> None:
             )
             with Session(engine) as session:
                 left = reindex.under_older_key(session=session, keyring=keyring)
-        with typer.progressbar(length=left, label="re-indexing subjects") as bar:
-            try:
-                result = reindex.run_blind_index_rotation(
-                    engine=engine,
-                    keyring=keyring,
-                    now=_now,
-                    batch_size=batch_size,
-                    progress=bar.update,
-                )
-            except KeysError as exc:
-                raise _fail(f"re-indexing stopped: {exc}; run again once repaired") from exc
+        result = _reindexing(
+            left,
+            lambda progress: reindex.run_blind_index_rotation(
+                engine=engine,
+                keyring=keyring,
+                now=_now,
+                batch_size=batch_size,
+                progress=progress,
+            ),
+        )
         typer.echo(
             f"blind-index: {result.processed} subjects now indexed under {result.target_kid} "
             f"in {result.batches} batches; none is left under an older key"
@@ -248,19 +248,29 @@ def keys_reindex(
     with _opened() as (_settings, keyring, engine):
         with Session(engine) as session:
             total = reindex.remaining(session=session)
-        with typer.progressbar(length=total, label="re-indexing subjects") as bar:
-            try:
-                result = reindex.run_reindex(
-                    engine=engine,
-                    keyring=keyring,
-                    now=_now,
-                    batch_size=batch_size,
-                    progress=bar.update,
-                )
-            except KeysError as exc:
-                raise _fail(f"re-indexing stopped: {exc}; run again once repaired") from exc
+        result = _reindexing(
+            total,
+            lambda progress: reindex.run_reindex(
+                engine=engine,
+                keyring=keyring,
+                now=_now,
+                batch_size=batch_size,
+                progress=progress,
+            ),
+        )
         resumed = " (resumed)" if result.resumed else ""
         typer.echo(
             f"reindex{resumed}: {result.processed} subjects indexed with normaliser "
             f"{result.target_kid} in {result.batches} batches"
         )
+
+
+def _reindexing(
+    total: int, run: Callable[[Callable[[int], None]], RotationResult]
+) -> RotationResult:
+    """Run a re-indexing pass under a progress bar; a value that does not open stops it."""
+    with typer.progressbar(length=total, label="re-indexing subjects") as bar:
+        try:
+            return run(bar.update)
+        except KeysError as exc:
+            raise _fail(f"re-indexing stopped: {exc}; run again once repaired") from exc
