@@ -21,6 +21,7 @@ def test_access_lines_carry_route_templates_not_ids_or_queries(
         "subject_ref"
     ]
 
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="hub.access"):
         hub.client.get(f"/v1/oversight/subjects/{subject_ref}/disclosures", headers=dpo)
         hub.client.get("/v1/oversight/disclosures", headers=dpo, params={"agency": "x-secret"})
