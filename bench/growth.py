@@ -26,7 +26,7 @@ from hub.audit.verifier import Frontier, chain_hash, entry_bytes, leaf_hash
 from hub.services import audit, audit_tree
 from hub.storage.models import AuditEntry, AuditNode, Case, Consent, Subject
 
-SEED_BUDGET_SECONDS = 60.0
+SEED_BUDGET_SECONDS = 120.0
 GROWTH_REQUESTS = 300
 
 

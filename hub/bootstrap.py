@@ -51,6 +51,11 @@ def initialise(settings: Settings) -> Opened:
     return Opened(keyring=keyring, engine=engine)
 
 
+# Pooled connections beyond one per handler thread: the audit writer, a timed checkpoint, the
+# webhook sender, and one to spare.
+POOL_SPARE = 4
+
+
 def open_existing(settings: Settings) -> Opened:
     """Open an initialised hub without creating anything.
 
@@ -60,5 +65,10 @@ def open_existing(settings: Settings) -> Opened:
     engine = make_engine(
         settings.resolved_database_url,
         statement_timeout=settings.database_statement_timeout_seconds,
+        # Every handler thread, the audit writer and the background senders keep a connection
+        # of their own: connections beyond the pool are opened and closed per use, which on
+        # PostgreSQL starts a server process each time.
+        pool_size=settings.request_threads + POOL_SPARE,
+        max_overflow=POOL_SPARE,
     )
     return Opened(keyring=keyring, engine=engine)

@@ -70,8 +70,8 @@ class Settings(BaseSettings):
     pseudonym_grace_days: int = Field(default=180, ge=0)
     # Threads per worker that run request handlers. Each keeps its own embedded policy VM
     # (about 4 MB, see hub.policy._worker), so more threads than the CPUs can keep busy cost
-    # memory without adding throughput; requests beyond this wait their turn. Keep it below
-    # the database pool (5 + 10 overflow) so the audit writer always finds a connection.
+    # memory without adding throughput; requests beyond this wait their turn. The database
+    # pool holds one connection per thread plus a few (hub.bootstrap.POOL_SPARE).
     request_threads: int = Field(default=8, ge=1, le=256)
     # The web UI's session cookie carries `Secure` unless this is false; unset means true in
     # production and false in development (plain HTTP on a laptop).

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
+from sqlalchemy.pool import QueuePool
 
+from hub.bootstrap import POOL_SPARE, initialise, open_existing
 from hub.config import Settings
 from hub.services.audit_checkpoints import log_origin
 
@@ -29,3 +33,17 @@ def test_production_refuses_generated_secrets() -> None:
 def test_access_tokens_live_at_most_ten_minutes() -> None:
     with pytest.raises(ValidationError, match="access_token_ttl_seconds"):
         Settings(access_token_ttl_seconds=601)
+
+
+def test_the_database_pool_keeps_a_connection_for_every_handler_thread(tmp_path: Path) -> None:
+    # Connections beyond the pool are opened and closed per use: a new server process each
+    # time on PostgreSQL. Every handler thread, and the audit writer, must find one kept open.
+    settings = Settings(data_dir=tmp_path / "var", request_threads=12)
+    initialise(settings)
+    opened = open_existing(settings)
+    try:
+        pool = opened.engine.pool
+        assert isinstance(pool, QueuePool)
+        assert pool.size() == 12 + POOL_SPARE and POOL_SPARE >= 2
+    finally:
+        opened.engine.dispose()
