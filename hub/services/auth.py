@@ -7,6 +7,7 @@ so the pure-Python `ecdsa` package it also installs is never used to verify a si
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import uuid
@@ -18,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from jose import JWTError, jwt
 from jose.backends.cryptography_backend import CryptographyECKey, CryptographyRSAKey
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from hub.config import Settings
 from hub.errors import BadRequest, Unauthenticated
@@ -77,6 +78,13 @@ def verification_key(jwk: dict[str, Any], alg: str) -> Any:
         return key_class(public, alg)
     except Exception as exc:
         raise Unauthenticated("registered key is unusable") from exc
+
+
+@functools.lru_cache(maxsize=16)
+def _own_token_key(jwk: tuple[tuple[str, str], ...]) -> Any:
+    # The key object for one of the keyring's public signing keys, built once: every request
+    # needs it. Whether the keyring still holds the key is asked per request, not cached.
+    return verification_key(dict(jwk), "ES256")
 
 
 def _unverified(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -247,7 +255,7 @@ def principal_from_access_token(
         raise Unauthenticated("access token is invalid or expired") from exc
     if jwk is None:
         raise Unauthenticated("access token is invalid or expired")
-    key = verification_key(jwk, "ES256")
+    key = _own_token_key(tuple(sorted(jwk.items())))
     try:
         claims = jwt.decode(
             token,
@@ -269,10 +277,17 @@ def principal_from_access_token(
     kind = claims.get("kind")
     subject = str(claims["sub"])
     if kind == "agency":
-        client = session.get(ApiClient, subject)
+        # The client and its agency's panels in one round trip: this runs on every request.
+        rows = session.exec(
+            select(ApiClient, PanelMembership.panel_id)
+            .outerjoin(PanelMembership, col(PanelMembership.agency_id) == col(ApiClient.agency_id))
+            .where(ApiClient.client_id == subject)
+        ).all()
+        client = rows[0][0] if rows else None
         if client is None or not client.active:
             raise Unauthenticated("client is no longer active")
-        return principal_for_client(session=session, client=client)
+        panels = tuple(sorted(panel for _, panel in rows if panel is not None))
+        return _agency_principal(client, panels)
     if kind == "user":
         user = session.get(User, subject)
         if user is None or not user.active:
@@ -282,12 +297,16 @@ def principal_from_access_token(
 
 
 def principal_for_client(*, session: Session, client: ApiClient) -> Principal:
+    return _agency_principal(client, agency_panels(session=session, agency_id=client.agency_id))
+
+
+def _agency_principal(client: ApiClient, panels: tuple[str, ...]) -> Principal:
     return Principal(
         kind="agency",
         subject=client.client_id,
         roles=(AGENCY_SYSTEM,),
         agency_id=client.agency_id,
-        panels=agency_panels(session=session, agency_id=client.agency_id),
+        panels=panels,
     )
 
 

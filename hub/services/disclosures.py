@@ -302,9 +302,17 @@ def _disclose(
     now: datetime,
 ) -> DisclosurePublic:
     session, keyring = deps.session, deps.keyring
-    case = session.get(Case, case_id)
-    if case is None:
+    # The case with its subject and panel in one round trip; while `found` holds them, the
+    # policy input's look-ups of the two are answered from the session, not the database.
+    found = session.exec(
+        select(Case, Subject, Panel)
+        .join(Subject, col(Subject.id) == col(Case.subject_id))
+        .join(Panel, col(Panel.id) == col(Case.panel_id))
+        .where(Case.id == case_id)
+    ).first()
+    if found is None:
         raise NotFound("case not found")
+    case = found[0]
     if principal.kind != "agency" or principal.agency_id is None:
         # A person of another panel is not told the case exists (panel isolation).
         if case.panel_id not in principal.panels:
