@@ -67,14 +67,19 @@ def _rfc3339(at: datetime) -> str:
 
 
 def build_policy_input(
-    *, deps: Deps, principal: Principal, case: Case, request: DisclosureCreate, now: datetime
+    *,
+    deps: Deps,
+    principal: Principal,
+    case: Case,
+    subject: Subject,
+    panel: Panel,
+    request: DisclosureCreate,
+    now: datetime,
 ) -> PolicyInput:
     assert principal.agency_id is not None
     session, keyring = deps.session, deps.keyring
     agency = session.get(Agency, principal.agency_id)
-    subject = session.get(Subject, case.subject_id)
-    panel = session.get(Panel, case.panel_id)
-    if agency is None or subject is None or panel is None:
+    if agency is None:
         raise NotFound("case not found")
     # Decrypted once: the policy gets the age in whole years (compared with the panel
     # profile's age of consent) and the hub-wide minor flag, never the date of birth.
@@ -302,8 +307,7 @@ def _disclose(
     now: datetime,
 ) -> DisclosurePublic:
     session, keyring = deps.session, deps.keyring
-    # The case with its subject and panel in one round trip; while `found` holds them, the
-    # policy input's look-ups of the two are answered from the session, not the database.
+    # The case with its subject and panel, which the policy input needs, in one round trip.
     found = session.exec(
         select(Case, Subject, Panel)
         .join(Subject, col(Subject.id) == col(Case.subject_id))
@@ -312,7 +316,7 @@ def _disclose(
     ).first()
     if found is None:
         raise NotFound("case not found")
-    case = found[0]
+    case, subject, panel = found
     if principal.kind != "agency" or principal.agency_id is None:
         # A person of another panel is not told the case exists (panel isolation).
         if case.panel_id not in principal.panels:
@@ -321,7 +325,13 @@ def _disclose(
     decision_id = str(uuid.uuid4())
     subject_ref = subjects.audit_ref(keyring, subject_id=case.subject_id)
     policy_input = build_policy_input(
-        deps=deps, principal=principal, case=case, request=request, now=now
+        deps=deps,
+        principal=principal,
+        case=case,
+        subject=subject,
+        panel=panel,
+        request=request,
+        now=now,
     )
     decision = _decide(deps, policy_input)
     body = _entry_body(

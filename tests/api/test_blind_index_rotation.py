@@ -139,19 +139,9 @@ def _expected_indexes(session: Session, keyring: KeyRing, version: str) -> set[s
         for form in (identity.normalised(), identity.legacy_normalised()):
             expected.add(keyring.blind_index(kind="identity", value=form, version=version))
         expected |= set(identity.field_indexes(keyring, version=version).values())
-        for link in session.exec(
-            select(SubjectLocalId).where(SubjectLocalId.subject_id == subject.id)
-        ).all():
-            local_id = subject_keys.open_value(
-                session=session,
-                keyring=keyring,
-                subject_id=subject.id,
-                table="subject_local_id",
-                row=link.id,
-                column="local_id_ciphertext",
-                token=link.local_id_ciphertext,
-            ).decode()
-            value = f"{link.agency_id}|{local_id}"
+        local = subjects.local_ids(session=session, keyring=keyring, subject_id=subject.id)
+        for agency_id, local_id in local.items():
+            value = f"{agency_id}|{local_id}"
             expected.add(keyring.blind_index(kind="local-id", value=value, version=version))
     return expected
 
