@@ -5,6 +5,7 @@ HUB := $(BIN)/hub
 STAMP := $(VENV)/.installed
 ASSETS := node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
+WRK := /usr/bin/wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TEST_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
@@ -32,7 +33,13 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-venv: $(STAMP) $(ASSETS) $(CHROMIUM)
+# Debian's wrk, the benchmark's load generator (`bench/load.py`): a C client that leaves the
+# machine's cores to the servers it measures.
+$(WRK):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
+
+venv: $(STAMP) $(ASSETS) $(CHROMIUM) $(WRK)
 
 run: venv
 	$(HUB) demo

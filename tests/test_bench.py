@@ -7,9 +7,12 @@ the harness really drove the hub and the baseline, measured every part and judge
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from bench import load
 from bench.__main__ import QUICK, main
 from bench.report import MARKER
 
@@ -76,3 +79,47 @@ def test_quick_run_writes_every_figure_and_regenerates_the_docs(
     assert data["machine"]["date"] in page and data["machine"]["cpu_model"] in page
     assert all(t["target"] in page for t in data["targets"])
     assert "## Where the time goes" in page
+
+
+class _Alternating(BaseHTTPRequestHandler):
+    """Answers 200 and 403 by turns, and remembers what it was sent."""
+
+    protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[tuple[str | None, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).seen.append((self.headers.get("Authorization"), body))
+        self.send_response(200 if len(self.seen) % 2 == 0 else 403)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def test_the_load_generator_counts_other_answers_as_errors_and_stops_at_its_cap() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Alternating)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        figures = load.run(
+            {
+                "url": f"http://127.0.0.1:{server.server_address[1]}/v1/x",
+                "body": {"purpose": "risk_assessment"},
+                "token": None,
+                "concurrency": 2,
+                "seconds": 5,
+                "max_requests": 40,
+            }
+        )
+    finally:
+        server.shutdown()
+    assert figures["error_kinds"] == {"http_403": figures["errors"]}
+    assert figures["ok"] >= 19 and figures["errors"] >= 19
+    # Stopped by the cap, not the clock: about 40 answers, and a window well under 5 s.
+    assert figures["requests"] <= 40 + 2
+    assert 0 < figures["seconds"] < 4
+    assert figures["throughput_per_s"] == figures["ok"] / figures["seconds"]
+    assert figures["warm_up_errors"] == {"http_403": 2}
+    assert all(body == b'{"purpose": "risk_assessment"}' for _, body in _Alternating.seen)
