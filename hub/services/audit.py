@@ -121,6 +121,9 @@ class Written:
     entries: list[AuditEntry]
     edge: audit_tree.Edge
     nodes: Mapping[NodeId, bytes]
+    # Whether the log's cursor had moved on from the caller's `known` edge and chain head:
+    # another process appended in between.
+    others_appended: bool = False
 
     @property
     def chain_head(self) -> str:
@@ -142,8 +145,13 @@ class _Batch:
     hashes: dict[NodeId, bytes]
     chain_head: str
 
-    def written(self) -> Written:
-        return Written(entries=self.entries, edge=self.edge, nodes=self.hashes)
+    def written(self, *, others_appended: bool) -> Written:
+        return Written(
+            entries=self.entries,
+            edge=self.edge,
+            nodes=self.hashes,
+            others_appended=others_appended,
+        )
 
 
 def _lay_out(
@@ -196,30 +204,36 @@ def write_entries(
     *,
     known: audit_tree.Edge | None = None,
     chain_head: str | None = None,
+    conditional: bool = True,
 ) -> Written:
     """Give `pending` the next sequence numbers, in order, and write them, their chain links,
     their tree nodes and the new cursor, inside the caller's transaction.
 
     `known` and `chain_head` are the edge and chain head a previous call returned: when no one
     has appended since (the cursor says so), the tree's subtrees are not read again, and on
-    PostgreSQL the whole batch goes in one statement that moves the cursor only if it is still
-    where they say. Nothing is durable until the caller commits. Raises ValueError for an
-    empty batch, AuditUnavailable if the cursor is missing, VerificationError if a stored tree
-    node the new ones need is missing; database errors propagate.
+    PostgreSQL, with `conditional`, the whole batch goes in one statement that moves the cursor
+    only if it is still where they say. A caller that just saw another process append passes
+    `conditional=False`, since that statement would then most likely be refused and sent for
+    nothing. Nothing is durable until the caller commits. Raises ValueError for an empty
+    batch, AuditUnavailable if the cursor is missing, VerificationError if a stored tree node
+    the new ones need is missing; database errors propagate.
     """
     if not pending:
         raise ValueError("nothing to append")
     # `model_construct` below skips the step that sets up the ORM's mappings on first use.
     configure_mappers()
     postgresql = connection.dialect.name == "postgresql"
-    if postgresql and known is not None and chain_head is not None:
+    if postgresql and conditional and known is not None and chain_head is not None:
         batch = _lay_out(
             connection, pending, first=known.size + 1, prev_hash=chain_head, known=known
         )
         if _write_if_head_is(connection, batch, size=known.size, chain_head=chain_head):
-            return batch.written()
+            return batch.written(others_appended=False)
         # Another process appended since: take the cursor's lock and lay the batch out again.
     size, prev_hash = advance_head(connection, len(pending))
+    others_appended = known is not None and (
+        size - len(pending) != known.size or prev_hash != chain_head
+    )
     batch = _lay_out(
         connection, pending, first=size - len(pending) + 1, prev_hash=prev_hash, known=known
     )
@@ -231,7 +245,7 @@ def write_entries(
         connection.execute(
             _SET_CHAIN_HEAD, {"chain_hash": batch.chain_head, "id": audit_tree.HEAD_ID}
         )
-    return batch.written()
+    return batch.written(others_appended=others_appended)
 
 
 _ENTRY_COLUMNS = ("seq", "at", "kind", "body", "prev_hash", "entry_hash")

@@ -156,6 +156,11 @@ class AuditWriter:
         self._last_batch = 0
         self._edge: audit_tree.Edge | None = None
         self._chain_head: str | None = None
+        # Whether to try the one-statement conditional write. When workers take turns on one
+        # database, each batch finds another's entries since this writer's last, and that
+        # statement would be refused every time; it is tried again once a batch finds the log
+        # as this writer left it.
+        self._conditional = True
         # Receipt material of committed entries whose requests asked for a checkpoint, until
         # they take it; bounded, so a request that never asks cannot make it grow.
         self._receipts: dict[int, ReceiptMaterial] = {}
@@ -339,6 +344,7 @@ class AuditWriter:
                     [r.pending for r in batch],
                     known=self._edge,
                     chain_head=self._chain_head,
+                    conditional=self._conditional,
                 )
                 entries = written.entries
                 receipts: dict[int, ReceiptMaterial] = {}
@@ -364,6 +370,7 @@ class AuditWriter:
         # tree (and, on PostgreSQL, the cursor) when the cursor shows no other writer has
         # appended since.
         self._edge, self._chain_head = written.edge, written.chain_head
+        self._conditional = not written.others_appended
         if receipts:
             with self._lock:
                 self._receipts.update(receipts)

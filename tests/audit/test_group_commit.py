@@ -141,6 +141,45 @@ def test_appends_from_threads_and_two_processes_leave_one_gap_free_log(
     assert _verify(engine) == 180  # seq 1..180, chain, tree and cursor all agree
 
 
+def test_a_writer_that_finds_another_writers_entries_goes_straight_to_the_cursor_lock(
+    engine: Engine, writers: Callable[..., AuditWriter]
+) -> None:
+    # Two writers on one database stand for two worker processes. On PostgreSQL a writer that
+    # kept the log's edge first tries one conditional statement; after another writer's batch
+    # that statement would be refused, so the next batch takes the cursor's lock directly, and
+    # the one after that, finding the log as it left it, tries the one statement again.
+    first, second = writers(), writers()
+    tried: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("WITH head AS"):
+            tried.append("conditional")
+        elif statement.startswith("UPDATE audit_head SET size"):
+            tried.append("lock")
+
+    event.listen(engine, "before_cursor_execute", note)
+
+    def append_with(writer: AuditWriter, n: int) -> list[str]:
+        tried.clear()
+        writer.append(kind="disclosure", body={"n": n}, now=T0 + timedelta(seconds=n))
+        return list(tried)
+
+    append_with(first, 1)
+    append_with(first, 2)
+    append_with(second, 3)
+    refused_once = append_with(first, 4)
+    straight_to_lock = append_with(first, 5)
+    conditional_again = append_with(first, 6)
+    if engine.dialect.name == "postgresql":
+        assert refused_once == ["conditional", "lock"]
+        assert straight_to_lock == ["lock"]
+        assert conditional_again == ["conditional"]
+    else:  # SQLite always takes its one write lock first
+        assert refused_once == straight_to_lock == conditional_again == ["lock"]
+    assert [b["n"] for b in _bodies(engine)] == [1, 2, 3, 4, 5, 6]
+    assert _verify(engine) == 6
+
+
 def test_checkpoints_every_n_entries_and_for_receipts_are_signed_in_the_batch(
     engine: Engine, writers: Callable[..., AuditWriter], signer: CheckpointSigner
 ) -> None:
