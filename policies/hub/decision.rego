@@ -101,40 +101,20 @@ obligations contains "dpo_review" if {
 }
 
 # METADATA
-# title: Reasons on deny
-# description: Every deny reason, sorted.
-reasons := sorted_reasons(deny) if {
-	not allow
-	count(deny) > 0
-}
-
-# METADATA
-# title: Reasons on a deny without a deny reason
+# title: Reasons
 # description: >-
-#   A safety net: if no rule allowed the request but no rule named why, say so rather
-#   than answer a deny with no reason at all.
-reasons := [{
+#   On allow, what covers each category; on deny, every deny reason; and, as a safety net,
+#   a deny that no rule named a reason for says so rather than give no reason at all.
+#   Sorted: every reason is an object of exactly a code and a message, and OPA and the
+#   embedded engine both order such objects by code, then message.
+reasons := sort(allow_reasons) if {
+	allow
+} else := sort(deny) if {
+	count(deny) > 0
+} else := [{
 	"code": "no_rule_allowed",
 	"message": "no rule allowed this request",
-}] if {
-	not allow
-	count(deny) == 0
-}
-
-# METADATA
-# title: Reasons on allow
-# description: What covers each category, sorted.
-reasons := sorted_reasons(allow_reasons) if allow
-
-# METADATA
-# title: Sort reasons
-# description: >-
-#   Reasons sorted by code, then message. Sorting by a string key rather than by the
-#   objects themselves keeps the order identical in OPA and in the embedded engine.
-sorted_reasons(rs) := sorted if {
-	by_key := {concat("\n", [r.code, r.message]): r | some r in rs}
-	sorted := [by_key[key] | some key in sort(object.keys(by_key))]
-}
+}]
 
 # ---------------------------------------------------------------------------------------
 # Request

@@ -18,7 +18,16 @@ import policies
 from hub.policy import EmbeddedPolicyEngine, PolicyDecision, PolicyEngineError, PolicyInput
 from hub.policy import engine as engine_module
 from tests.policies.conftest import MakeInput
-from tests.policies.inputs import BREAK_GLASS, CONSENT, GRANT, NOW, base_document, merge, without
+from tests.policies.inputs import (
+    BREAK_GLASS,
+    CONSENT,
+    GRANT,
+    NOW,
+    VARIED,
+    base_document,
+    merge,
+    without,
+)
 
 SECRET = "SECRET-PERSON-DATA"
 
@@ -295,6 +304,19 @@ def test_malformed_document_never_allows(
     assert decision.allow is False
 
 
+@pytest.mark.parametrize("name", sorted(VARIED))
+def test_reasons_are_sorted_by_code_then_message(engine: EmbeddedPolicyEngine, name: str) -> None:
+    # The policy sorts the reason objects themselves; this is the order it promises (and
+    # the conformance tests hold OPA to the same list).
+    try:
+        decision = engine.decide_document(VARIED[name])
+    except PolicyEngineError:
+        return  # a malformed document the hub denies anyway
+    pairs = [(reason.code, reason.message) for reason in decision.reasons]
+    assert pairs == sorted(set(pairs))
+    assert pairs
+
+
 # --------------------------------------------------------------------------- input model
 
 
@@ -307,6 +329,25 @@ def test_policy_input_writes_times_as_utc_with_z(make_input: MakeInput) -> None:
     assert document["consents"][0]["valid_from"] == "2026-01-01T00:00:00Z"
     assert document["consents"][0]["valid_until"] is None
     assert policy_input.now == datetime(2026, 11, 28, 12, 0, 0, 500000, tzinfo=UTC)
+
+
+def test_policy_input_json_text_matches_the_document(make_input: MakeInput) -> None:
+    # decide() sends model_dump_json() to the engine, while the audit log keeps
+    # to_json_dict(): both must write every time the same way, as UTC with Z.
+    policy_input = make_input(
+        {
+            "now": "2026-11-28T13:30:00.000001+01:30",
+            "request": {"break_glass_since": "2026-11-25T12:00:00-05:00"},
+            "consents": [merge(CONSENT, {"valid_until": "2027-01-01T00:00:00+00:00"})],
+            "grants": [GRANT],
+        }
+    )
+    text = policy_input.model_dump_json()
+    assert json.loads(text) == policy_input.to_json_dict()
+    assert '"now":"2026-11-28T12:00:00.000001Z"' in text
+    assert '"break_glass_since":"2026-11-25T17:00:00Z"' in text
+    assert '"valid_until":"2027-01-01T00:00:00Z"' in text
+    assert "+00:00" not in text
 
 
 def test_policy_input_refuses_naive_times() -> None:

@@ -164,11 +164,14 @@ covered_categories contains entry[0] if some entry in coverage
 # METADATA
 # title: Bases covering every category
 # description: >-
-#   The legal bases that on their own cover every requested category (coverage only
-#   ever holds requested categories, so counting them is enough).
+#   The legal bases of data.hub.config.legal_basis_precedence that on their own cover
+#   every requested category (coverage only ever holds requested categories, so counting
+#   them is enough). Only the bases some entry names are tried: a basis nothing names
+#   covers nothing.
 full_bases contains basis if {
 	count(requested_categories) > 0
-	some basis in config.legal_basis_precedence
+	some basis in {entry[1] | some entry in coverage}
+	basis in config.legal_basis_precedence
 	count({entry[0] | some entry in coverage; entry[1] == basis}) == count(requested_categories)
 }
 
