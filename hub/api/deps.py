@@ -1,4 +1,9 @@
-"""Named dependencies: a handler's signature lists what it needs."""
+"""Named dependencies: a handler's signature lists what it needs.
+
+The ones that only hand over something the app already holds are `async`: FastAPI runs a plain
+`def` dependency on a worker thread, and a thread hop for each of them cost more than the
+rest of the dependency. Those that touch the database stay plain `def`, off the event loop.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from hub.services.sources import ConnectorRegistry
 from keys import KeyRing
 
 
-def get_state(request: Request) -> HubState:
+async def get_state(request: Request) -> HubState:
     state: HubState = request.app.state.hub
     return state
 
@@ -41,23 +46,23 @@ def get_session(state: StateDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_keyring(state: StateDep) -> KeyRing:
+async def get_keyring(state: StateDep) -> KeyRing:
     return state.keyring
 
 
-def get_policy(state: StateDep) -> PolicyEngine:
+async def get_policy(state: StateDep) -> PolicyEngine:
     return state.policy
 
 
-def get_connectors(state: StateDep) -> ConnectorRegistry:
+async def get_connectors(state: StateDep) -> ConnectorRegistry:
     return state.connectors
 
 
-def get_now(state: StateDep) -> datetime:
+async def get_now(state: StateDep) -> datetime:
     return state.clock()
 
 
@@ -80,7 +85,7 @@ _bearer_scheme = HTTPBearer(
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)]
 
 
-def get_rate_limiter(request: Request) -> RateLimiter:
+async def get_rate_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter
 
@@ -103,6 +108,9 @@ def get_principal(
     """
     if credentials is None or not credentials.credentials.strip():
         raise Unauthenticated("a bearer access token is required")
+    # The token check hands its pooled connection back before it returns: the handler may
+    # still wait for a free request thread, and connections held by waiting requests would
+    # starve the running ones and the audit writer (a pool-timeout deadlock).
     principal = principal_from_access_token(
         session=session,
         keyring=keyring,
@@ -112,10 +120,6 @@ def get_principal(
     )
     if principal.kind == "agency":
         limiter.take(principal.subject)
-    # End the token check's read-only transaction, so its pooled connection goes back now:
-    # the handler may still wait for a free request thread, and connections held by waiting
-    # requests would starve the running ones and the audit writer (a pool-timeout deadlock).
-    session.rollback()
     return principal
 
 

@@ -18,6 +18,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from jose import JWTError, jwt
 from jose.backends.cryptography_backend import CryptographyECKey, CryptographyRSAKey
+from sqlalchemy import bindparam
+from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -25,6 +27,7 @@ from hub.config import Settings
 from hub.errors import BadRequest, Unauthenticated
 from hub.schemas import TokenPublic
 from hub.services.principals import AGENCY_SYSTEM, Principal
+from hub.storage.db import reads_only
 from hub.storage.models import ApiClient, PanelMembership, UsedAssertion, User
 from keys import KeyRing, KeysError
 
@@ -230,10 +233,24 @@ def issue_access_token(
     return token, ttl
 
 
+# An agency client's state and its agency's panels, in one round trip and as columns (no
+# entities built): every request with an agency token runs this.
+_CLIENT_AND_PANELS = (
+    select_columns(col(ApiClient.agency_id), col(ApiClient.active), col(PanelMembership.panel_id))
+    .outerjoin(PanelMembership, col(PanelMembership.agency_id) == col(ApiClient.agency_id))
+    .where(col(ApiClient.client_id) == bindparam("client_id"))
+)
+
+
 def principal_from_access_token(
     *, session: Session, keyring: KeyRing, settings: Settings, token: str, now: datetime
 ) -> Principal:
-    """Verify one of our own access tokens; raises Unauthenticated if expired or forged."""
+    """Verify one of our own access tokens and read its client or user as they are now.
+
+    The reads end the session's transaction (`reads_only`): the connection is back in the pool
+    when this returns. Raises Unauthenticated if the token is expired or forged, or its client
+    or user is no longer active.
+    """
     if len(token) > MAX_TOKEN_CHARS:
         raise Unauthenticated("access token is invalid or expired")
     # Any signing key the keyring still holds verifies, found by the token's kid, so tokens
@@ -274,20 +291,19 @@ def principal_from_access_token(
         _check_not_before(claims, now=now, what="access token")
     except Unauthenticated as exc:
         raise Unauthenticated("access token is invalid or expired") from exc
-    kind = claims.get("kind")
-    subject = str(claims["sub"])
+    with reads_only(session):
+        return _current_principal(session, kind=claims.get("kind"), subject=str(claims["sub"]))
+
+
+def _current_principal(session: Session, *, kind: object, subject: str) -> Principal:
     if kind == "agency":
-        # The client and its agency's panels in one round trip: this runs on every request.
-        rows = session.exec(
-            select(ApiClient, PanelMembership.panel_id)
-            .outerjoin(PanelMembership, col(PanelMembership.agency_id) == col(ApiClient.agency_id))
-            .where(ApiClient.client_id == subject)
-        ).all()
-        client = rows[0][0] if rows else None
-        if client is None or not client.active:
+        # Read on every request, never remembered: a client deactivated or an agency taken
+        # off a panel counts from the next request.
+        rows = session.connection().execute(_CLIENT_AND_PANELS, {"client_id": subject}).all()
+        if not rows or not rows[0].active:
             raise Unauthenticated("client is no longer active")
-        panels = tuple(sorted(panel for _, panel in rows if panel is not None))
-        return _agency_principal(client, panels)
+        panels = tuple(sorted(row.panel_id for row in rows if row.panel_id is not None))
+        return _agency_principal(client_id=subject, agency_id=rows[0].agency_id, panels=panels)
     if kind == "user":
         user = session.get(User, subject)
         if user is None or not user.active:
@@ -297,15 +313,19 @@ def principal_from_access_token(
 
 
 def principal_for_client(*, session: Session, client: ApiClient) -> Principal:
-    return _agency_principal(client, agency_panels(session=session, agency_id=client.agency_id))
+    return _agency_principal(
+        client_id=client.client_id,
+        agency_id=client.agency_id,
+        panels=agency_panels(session=session, agency_id=client.agency_id),
+    )
 
 
-def _agency_principal(client: ApiClient, panels: tuple[str, ...]) -> Principal:
+def _agency_principal(*, client_id: str, agency_id: str, panels: tuple[str, ...]) -> Principal:
     return Principal(
         kind="agency",
-        subject=client.client_id,
+        subject=client_id,
         roles=(AGENCY_SYSTEM,),
-        agency_id=client.agency_id,
+        agency_id=agency_id,
         panels=panels,
     )
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from connectors import Connector, SourceQuery, fetch_all
 from hub.config import Settings
@@ -37,15 +37,14 @@ from hub.services import (
     audit_writer,
     breakglass,
     decisions,
+    disclosure_reads,
     receipts,
     subject_keys,
     subjects,
 )
-from hub.services.consents import active_consents
-from hub.services.grants import active_grants
 from hub.services.principals import Principal
 from hub.services.sources import ConnectorRegistry
-from hub.storage.models import Agency, Case, Panel, PanelMembership, Subject
+from hub.storage.db import reads_only
 from keys import KeyRing
 
 ADULT_AGE = 18
@@ -70,24 +69,29 @@ def build_policy_input(
     *,
     deps: Deps,
     principal: Principal,
-    case: Case,
-    subject: Subject,
-    panel: Panel,
+    case: disclosure_reads.CaseFacts,
     request: DisclosureCreate,
     now: datetime,
 ) -> PolicyInput:
     assert principal.agency_id is not None
     session, keyring = deps.session, deps.keyring
-    agency = session.get(Agency, principal.agency_id)
-    if agency is None:
+    if case.agency_kind is None:
         raise NotFound("case not found")
     # Decrypted once: the policy gets the age in whole years (compared with the panel
     # profile's age of consent) and the hub-wide minor flag, never the date of birth.
-    subject_age = subjects.identity_of(keyring, subject).age_on(now.date())
+    subject_age = subjects.identity_from(
+        session=session,
+        keyring=keyring,
+        subject_id=case.subject_id,
+        identity_ciphertext=case.identity_ciphertext,
+    ).age_on(now.date())
     break_glass_since = (
         breakglass.opened_at(session=session, case_id=case.id, agency_id=principal.agency_id)
         if request.break_glass
         else None
+    )
+    active_consents, active_grants = disclosure_reads.active_terms(
+        session, case_id=case.id, agency_id=principal.agency_id
     )
     consents = [
         {
@@ -101,7 +105,7 @@ def build_policy_input(
             "valid_until": _rfc3339(c.valid_until) if c.valid_until else None,
             "state": c.state,
         }
-        for c in active_consents(session=session, case=case)
+        for c in active_consents
     ]
     grants = [
         {
@@ -114,13 +118,13 @@ def build_policy_input(
             "state": g.state,
             "legal_basis": g.legal_basis,
         }
-        for g in active_grants(session=session, case=case, agency_id=principal.agency_id)
+        for g in active_grants
     ]
     return PolicyInput.model_validate(
         {
             "requester": {
-                "agency": agency.id,
-                "agency_kind": agency.kind,
+                "agency": principal.agency_id,
+                "agency_kind": case.agency_kind,
                 "client": principal.subject,
                 "user": None,
                 "roles": list(principal.roles),
@@ -129,7 +133,7 @@ def build_policy_input(
             "case": {
                 "id": case.id,
                 "panel": case.panel_id,
-                "profile": panel.profile,
+                "profile": case.profile,
                 "stage": case.stage,
                 "lead_agency": case.lead_agency,
                 "designated_agencies": list(case.designated_agencies),
@@ -175,7 +179,7 @@ def _decide(deps: Deps, policy_input: PolicyInput) -> PolicyDecision:
 def _entry_body(
     *,
     principal: Principal,
-    case: Case,
+    case: disclosure_reads.CaseFacts,
     subject_ref: str,
     request: DisclosureCreate,
     decision: PolicyDecision,
@@ -197,17 +201,6 @@ def _entry_body(
     }
 
 
-def _holding_agencies(session: Session, case: Case) -> list[Agency]:
-    """The case panel's member agencies, in one query."""
-    query = (
-        select(Agency)
-        .join(PanelMembership, col(PanelMembership.agency_id) == col(Agency.id))
-        .where(PanelMembership.panel_id == case.panel_id)
-        .order_by(col(Agency.id))
-    )
-    return list(session.exec(query).all())
-
-
 def _scrub(value: Any, secrets: set[str]) -> Any:
     """Belt and braces after the connector's own mapping: no local identifier leaves."""
     if isinstance(value, str):
@@ -227,17 +220,14 @@ class _FetchPlan:
     secrets: frozenset[str]
 
 
-def _plan_fetch(deps: Deps, case: Case, permitted: list[str]) -> _FetchPlan:
-    connectors = deps.connectors.holding(_holding_agencies(deps.session, case))
+def _plan_fetch(deps: Deps, case: disclosure_reads.CaseFacts, permitted: list[str]) -> _FetchPlan:
+    holders = disclosure_reads.holders(deps.session, deps.keyring, case)
+    connectors = deps.connectors.holding(holders.members)
     wanted = {
         agency_id: tuple(c for c in permitted if c in connector.categories)
         for agency_id, connector in connectors.items()
     }
-    # Every identifier is opened (one key unwrap), not just those sent: the scrub after the
-    # fetch redacts any agency's identifier for the subject that a source echoes back.
-    local = subjects.local_ids(
-        session=deps.session, keyring=deps.keyring, subject_id=case.subject_id
-    )
+    local = holders.local_ids
     requests = {
         agency_id: (
             connector,
@@ -246,7 +236,7 @@ def _plan_fetch(deps: Deps, case: Case, permitted: list[str]) -> _FetchPlan:
         for agency_id, connector in connectors.items()
         if wanted[agency_id] and agency_id in local
     }
-    return _FetchPlan(requests=requests, secrets=frozenset(local.values()))
+    return _FetchPlan(requests=requests, secrets=holders.secrets)
 
 
 def _fetch(
@@ -284,18 +274,10 @@ def request_disclosure(
     agency is not a member of — the denial is still logged), PolicyDenied (with reasons, logged)
     or AuditUnavailable (nothing disclosed).
     """
-    session = deps.session
-    # The steps commit to release the database between them (never across the fetch); what
-    # was read for the decision stays as read, rather than being loaded again after each one.
-    # The subject's data key is unwrapped once for the identity and the local identifiers.
-    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
-    try:
-        with subject_keys.keys_remembered(session):
-            return _disclose(
-                deps=deps, principal=principal, case_id=case_id, request=request, now=now
-            )
-    finally:
-        session.expire_on_commit = expire_on_commit
+    # The subject's data key is read with the case and unwrapped once, for the identity and
+    # the local identifiers; it is forgotten when the request is done.
+    with subject_keys.keys_remembered(deps.session):
+        return _disclose(deps=deps, principal=principal, case_id=case_id, request=request, now=now)
 
 
 def _disclose(
@@ -307,33 +289,26 @@ def _disclose(
     now: datetime,
 ) -> DisclosurePublic:
     session, keyring = deps.session, deps.keyring
-    # The case with its subject and panel, which the policy input needs, in one round trip.
-    found = session.exec(
-        select(Case, Subject, Panel)
-        .join(Subject, col(Subject.id) == col(Case.subject_id))
-        .join(Panel, col(Panel.id) == col(Case.panel_id))
-        .where(Case.id == case_id)
-    ).first()
-    if found is None:
-        raise NotFound("case not found")
-    case, subject, panel = found
-    if principal.kind != "agency" or principal.agency_id is None:
-        # A person of another panel is not told the case exists (panel isolation).
-        if case.panel_id not in principal.panels:
+    # What the decision and the fetch plan need is read in one step that only reads (see
+    # `reads_only`), which hands the connection back before the slow fetch: no lock or
+    # connection is held across it.
+    with reads_only(session):
+        case = disclosure_reads.read_case(session, case_id=case_id, agency_id=principal.agency_id)
+        if case is None:
             raise NotFound("case not found")
-        raise Forbidden("disclosures are requested by agency systems")
-    decision_id = str(uuid.uuid4())
-    subject_ref = subjects.audit_ref(keyring, subject_id=case.subject_id)
-    policy_input = build_policy_input(
-        deps=deps,
-        principal=principal,
-        case=case,
-        subject=subject,
-        panel=panel,
-        request=request,
-        now=now,
-    )
-    decision = _decide(deps, policy_input)
+        if principal.kind != "agency" or principal.agency_id is None:
+            # A person of another panel is not told the case exists (panel isolation).
+            if case.panel_id not in principal.panels:
+                raise NotFound("case not found")
+            raise Forbidden("disclosures are requested by agency systems")
+        decision_id = str(uuid.uuid4())
+        subject_ref = subjects.audit_ref(keyring, subject_id=case.subject_id)
+        policy_input = build_policy_input(
+            deps=deps, principal=principal, case=case, request=request, now=now
+        )
+        decision = _decide(deps, policy_input)
+        permitted = sorted(set(decision.permitted_categories))
+        plan = _plan_fetch(deps, case, permitted) if decision.allow else None
     body = _entry_body(
         principal=principal,
         case=case,
@@ -353,8 +328,7 @@ def _disclose(
         now=now,
     )
     writer = audit_writer.for_session(session=session, settings=deps.settings, keyring=keyring)
-    if not decision.allow:
-        session.commit()  # ends the read transaction; nothing was written in it
+    if plan is None:
         writer.append(kind="denial", body=body, now=now, rows=[record])
         if case.panel_id not in principal.panels:
             # The caller may not even know the case exists: answer as if it did not.
@@ -364,10 +338,6 @@ def _disclose(
             decision_id=decision_id,
             reasons=[r.model_dump() for r in decision.reasons],
         )
-    permitted = sorted(set(decision.permitted_categories))
-    plan = _plan_fetch(deps, case, permitted)
-    # End the read transaction before the (slow) fetch so no lock is held across it.
-    session.commit()
     records, sources = _fetch(deps, plan, permitted)
     pseudonym = subjects.pseudonym_for(
         keyring, domain=subjects.agency_domain(principal.agency_id), subject_id=case.subject_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from hub.errors import BadRequest, Conflict, NotFound
 from hub.schemas import GrantCreate, GrantPublic, GrantRevoke
@@ -161,13 +161,3 @@ def revoke_grant(
     )
     audit.commit(session=session)
     return public(row)
-
-
-def active_grants(*, session: Session, case: Case, agency_id: str) -> list[Grant]:
-    return list(
-        session.exec(
-            select(Grant).where(
-                Grant.case_id == case.id, Grant.agency_id == agency_id, Grant.state == "active"
-            )
-        ).all()
-    )

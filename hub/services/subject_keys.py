@@ -53,13 +53,24 @@ def keys_remembered(session: Session) -> Iterator[None]:
     if _MEMO in session.info:
         yield
         return
-    memo: dict[str, DataKey] = {}
+    memo: dict[str, DataKey | str] = {}
     session.info[_MEMO] = memo
     try:
         yield
     finally:
         del session.info[_MEMO]
         memo.clear()
+
+
+def remember_wrapped(*, session: Session, subject_id: str, wrapped_key: str) -> None:
+    """Within `keys_remembered`, take the subject's wrapped key as already read (a caller that
+    read it with other columns, in one round trip); it is unwrapped only when first needed.
+
+    Outside the block this does nothing: the key is then read when needed, as usual.
+    """
+    memo: dict[str, DataKey | str] | None = session.info.get(_MEMO)
+    if memo is not None and subject_id not in memo:
+        memo[subject_id] = wrapped_key
 
 
 def _wrap_ad(subject_id: str) -> bytes:
@@ -74,10 +85,16 @@ def data_key(
     Raises SubjectErased if the subject has no key and `create` is false (it was shredded, or
     never had a key); keys.DecryptionError if the wrapped key does not open (altered row).
     """
-    memo: dict[str, DataKey] | None = session.info.get(_MEMO)
-    if memo is not None and subject_id in memo:
-        return memo[subject_id]
-    key = _load_or_create(session=session, keyring=keyring, subject_id=subject_id, create=create)
+    memo: dict[str, DataKey | str] | None = session.info.get(_MEMO)
+    held = memo.get(subject_id) if memo is not None else None
+    if isinstance(held, DataKey):
+        return held
+    if held is not None:  # read already, still wrapped (`remember_wrapped`)
+        key = keyring.unwrap_data_key(held, associated_data=_wrap_ad(subject_id))
+    else:
+        key = _load_or_create(
+            session=session, keyring=keyring, subject_id=subject_id, create=create
+        )
     if memo is not None:
         memo[subject_id] = key
     return key

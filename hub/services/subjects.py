@@ -118,15 +118,28 @@ def identity_of(keyring: KeyRing, subject: Subject) -> Identity:
     session = object_session(subject)
     if not isinstance(session, Session):
         raise ValueError("subject is not attached to a session")
+    return identity_from(
+        session=session,
+        keyring=keyring,
+        subject_id=subject.id,
+        identity_ciphertext=subject.identity_ciphertext,
+    )
+
+
+def identity_from(
+    *, session: Session, keyring: KeyRing, subject_id: str, identity_ciphertext: str
+) -> Identity:
+    """The identity sealed in `identity_ciphertext` (the subject row's column, read by the
+    caller); raises as `identity_of` does."""
     data = json.loads(
         subject_keys.open_value(
             session=session,
             keyring=keyring,
-            subject_id=subject.id,
+            subject_id=subject_id,
             table="subject",
-            row=subject.id,
+            row=subject_id,
             column="identity_ciphertext",
-            token=subject.identity_ciphertext,
+            token=identity_ciphertext,
         )
     )
     return Identity(
@@ -317,17 +330,31 @@ def local_ids(*, session: Session, keyring: KeyRing, subject_id: str) -> dict[st
         select(SubjectLocalId).where(SubjectLocalId.subject_id == subject_id)
     ).all()
     return {
-        link.agency_id: subject_keys.open_value(
+        link.agency_id: open_local_id(
             session=session,
             keyring=keyring,
             subject_id=subject_id,
-            table="subject_local_id",
-            row=link.id,
-            column="local_id_ciphertext",
-            token=link.local_id_ciphertext,
-        ).decode()
+            link_id=link.id,
+            local_id_ciphertext=link.local_id_ciphertext,
+        )
         for link in links
     }
+
+
+def open_local_id(
+    *, session: Session, keyring: KeyRing, subject_id: str, link_id: str, local_id_ciphertext: str
+) -> str:
+    """One agency's identifier for the subject, from its `subject_local_id` row's id and
+    ciphertext (read by the caller). Raises as `subject_keys.open_value` does."""
+    return subject_keys.open_value(
+        session=session,
+        keyring=keyring,
+        subject_id=subject_id,
+        table="subject_local_id",
+        row=link_id,
+        column="local_id_ciphertext",
+        token=local_id_ciphertext,
+    ).decode()
 
 
 def record_possible_matches(
