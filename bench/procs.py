@@ -127,3 +127,38 @@ def worker_peak_rss_mb(server_pid: int) -> float | None:
     pids = descendants(server_pid) or [server_pid]
     peaks = [p for p in (peak_rss_mb(pid) for pid in pids) if p is not None]
     return max(peaks) if peaks else None
+
+
+def _busy_and_total() -> tuple[int, int]:
+    """The machine's CPU time so far in clock ticks: (not idle, all), from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and waiting for I/O
+    return sum(fields) - idle, sum(fields)
+
+
+def settle(*, postgres_url: str | None, idle_share: float = 0.9, timeout: float = 30.0) -> float:
+    """Wait until the machine is quiet; return the seconds waited.
+
+    A stage that wrote a million rows leaves work behind (PostgreSQL's checkpoint and
+    autovacuum, a dropped database's files) that would otherwise be measured as part of the
+    next stage. A checkpoint is asked for first, then the CPUs are sampled every half second
+    until one sample is at least ``idle_share`` idle, or ``timeout`` passes.
+    """
+    started = time.monotonic()
+    if postgres_url is not None:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("CHECKPOINT"))
+        finally:
+            engine.dispose()
+    busy, total = _busy_and_total()
+    while time.monotonic() - started < timeout:
+        time.sleep(0.5)
+        now_busy, now_total = _busy_and_total()
+        if now_total > total and (now_busy - busy) / (now_total - total) <= 1 - idle_share:
+            break
+        busy, total = now_busy, now_total
+    return time.monotonic() - started

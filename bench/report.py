@@ -106,7 +106,9 @@ def _machine(results: dict[str, Any]) -> list[str]:
         f"- hub workers: {results['workers']}, {results['workers_reason']}",
         f"- load: {plan['seconds']} s (at most {plan['max_requests']:,} requests) per "
         f"concurrency, after {plan['warm_up_per_connection']} unmeasured requests per connection",
-        f"- whole run: {results['duration_s']:.0f} s",
+        f"- whole run: {results['duration_s']:.0f} s, of which "
+        f"{sum(results['settled_s'].values()):.0f} s waiting before stages for a quiet machine "
+        f"(a checkpoint, then up to {plan['settle_seconds']:.0f} s for one 90%-idle half second)",
     ]
 
 

@@ -48,6 +48,9 @@ def test_quick_run_writes_every_figure_and_regenerates_the_docs(
     data = json.loads(results.read_text())
     assert data["quick"] is True
     assert data["machine"]["cpu_count"] >= 1 and data["machine"]["python"]
+    # Every stage started after the wait for a quiet machine, bounded by the plan's limit.
+    assert set(data["settled_s"]) == {"policy_and_pseudonyms", f"e2e_{backend}", "audit"}
+    assert all(0 <= s < QUICK.settle_seconds + 5 for s in data["settled_s"].values())
     [e2e] = data["e2e"]
     assert e2e["backend"] == backend and e2e["workers"] == 2
     assert e2e["records_per_answer"] > 0  # the baseline was checked to carry the same
