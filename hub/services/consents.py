@@ -7,7 +7,9 @@ Every change adds a `consent_change` row and an audit entry; nothing is edited a
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import ColumnElement, and_
 from sqlmodel import Session, col, select
 
 from consent import ConsentGiverError, check_giver
@@ -297,12 +299,14 @@ def expire_due(
     return expired
 
 
+def active_on_case(case_id: Any) -> ColumnElement[bool]:
+    """The consents in force on a case (`case_id` a value or a bound parameter): the one
+    definition every reader of active consents uses."""
+    return and_(col(Consent.case_id) == case_id, col(Consent.state) == "active")
+
+
 def active_consents(*, session: Session, case: Case) -> list[Consent]:
-    return list(
-        session.exec(
-            select(Consent).where(Consent.case_id == case.id, Consent.state == "active")
-        ).all()
-    )
+    return list(session.exec(select(Consent).where(active_on_case(case.id))).all())
 
 
 def managed_consent(session: Session, principal: Principal, consent_id: str) -> Consent:

@@ -18,6 +18,7 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from hub.services import subject_keys, subjects
+from hub.services.consents import active_on_case
 from hub.storage.models import (
     Agency,
     Case,
@@ -131,7 +132,7 @@ _TERMS: CompoundSelect[*tuple[Any, ...]] = union_all(
         col(Consent.explicit),
         col(Consent.recipients),
         null().label("legal_basis"),
-    ).where(col(Consent.case_id) == bindparam("case_id"), col(Consent.state) == "active"),
+    ).where(active_on_case(bindparam("case_id"))),
     select_columns(
         literal("grant"),
         col(Grant.id),

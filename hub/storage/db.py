@@ -112,8 +112,11 @@ def reads_only(session: Session) -> Iterator[None]:
     a rollback, so the connection goes back to the pool (a session that had already begun a
     transaction reads in it, and it is rolled back as well). A flush inside the block raises
     RuntimeError: a write there would be committed at once, on its own, instead of with the
-    step's other writes.
+    step's other writes. Starting the block over changes not yet flushed raises RuntimeError
+    too: its closing rollback would drop them without a word.
     """
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("reads_only would roll back changes not yet saved")
     if not session.in_transaction() and session.get_bind().dialect.name == "postgresql":
         # SQLite's driver begins a transaction only before a write, so reads already run so.
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})

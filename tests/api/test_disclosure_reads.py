@@ -133,6 +133,17 @@ def test_a_write_inside_a_reading_step_is_refused(hub: Hub) -> None:
         assert session.get(Agency, "ghost-agency") is None
 
 
+def test_a_reading_step_will_not_start_over_unsaved_changes(hub: Hub) -> None:
+    # Its closing rollback would otherwise drop them without a word.
+    with hub.session() as session:
+        session.add(Agency(id="pending-agency", name="Pending", kind="school"))
+        with pytest.raises(RuntimeError, match="not yet saved"), reads_only(session):
+            pass
+        session.commit()  # the change is still there to be saved
+    with hub.session() as session:
+        assert session.get(Agency, "pending-agency") is not None
+
+
 def test_a_disclosure_reads_in_four_statements(hub: Hub) -> None:
     case_id = case_in_assessment(hub)
     record_consent(hub, case_id)
